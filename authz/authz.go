@@ -1,0 +1,108 @@
+// Package authz is the rule of hubauthz: given a Docker API request, decide
+// whether it may put a protected host path (the Docker socket) into a
+// container, which is allowed only when the container's hub user is a member
+// of the privileged group. It never sees HTTP; membership comes through the
+// Membership interface.
+package authz
+
+import (
+	"context"
+	"fmt"
+)
+
+// Membership answers whether a hub user belongs to a group.
+type Membership interface {
+	IsMember(ctx context.Context, group, user string) (bool, error)
+}
+
+// Config is what the rule needs to know.
+type Config struct {
+	Protected   ProtectedPaths
+	OwnerLabels []string // label keys naming the owner, in order of precedence
+	Group       string   // the privileged hub group
+	DenyUnowned bool     // deny exposure for containers without an owner
+}
+
+// Request is one Docker API request as dockerd hands it to the plugin.
+type Request struct {
+	Method string // HTTP method
+	URI    string // raw request URI, undecoded, with the query
+	Body   []byte // the forwarded body; empty when dockerd did not forward it
+}
+
+// Authorizer decides Docker API requests.
+type Authorizer struct {
+	cfg     Config
+	members Membership
+}
+
+// New returns an Authorizer for cfg that asks m about group membership.
+func New(cfg Config, m Membership) *Authorizer {
+	return &Authorizer{cfg: cfg, members: m}
+}
+
+// Decide applies the rule to req. It allows unguarded routes without
+// decoding anything, and fails closed on everything it cannot read.
+func (a *Authorizer) Decide(ctx context.Context, req Request) Decision {
+	route, ok := ParseRoute(req.Method, req.URI)
+	if !ok {
+		return deny(Decision{Route: route, Reason: ReasonBadRequest},
+			"hubauthz cannot route the request %s %q, so it is denied.", req.Method, req.URI)
+	}
+	if route.Kind == RouteOther {
+		return Decision{Allow: true, Route: route, Reason: ReasonUnguarded}
+	}
+	d := Decision{Route: route, Group: a.cfg.Group, Container: route.Name}
+	body, err := decodeCreate(req.Body)
+	if err != nil {
+		d.Reason = ReasonBadBody
+		return deny(d, "hubauthz cannot inspect request body (%v), so the container is not created.", err)
+	}
+	d.Image = body.Image
+	exposures := a.cfg.Protected.exposures(body)
+	if len(exposures) == 0 {
+		d.Allow, d.Reason = true, ReasonNoExposure
+		return d
+	}
+	d.Exposures = exposures
+	owner, err := findOwner(body.Labels, body.Env, a.cfg.OwnerLabels)
+	d.User = owner.User
+	return a.judge(ctx, d, owner, err)
+}
+
+// judge decides a request that exposes a protected path. Each branch is one
+// row of the decision table in docs/policy.md.
+func (a *Authorizer) judge(ctx context.Context, d Decision, owner Owner, ownerErr error) Decision {
+	path := d.Exposures[0].Protected
+	switch {
+	case ownerErr != nil:
+		d.Reason = ReasonOwnerConflict
+		return deny(d, "%s is refused: %v.", path, ownerErr)
+	case owner.User == "" && a.cfg.DenyUnowned:
+		d.Reason = ReasonUnowned
+		return deny(d, "%s is refused for a container with no hub owner (no owner label and no %s).", path, ownerEnv)
+	case owner.User == "":
+		d.Allow, d.Reason = true, ReasonUnowned
+		return d
+	}
+	member, err := a.members.IsMember(ctx, a.cfg.Group, owner.User)
+	switch {
+	case err != nil:
+		d.Reason = ReasonHubError
+		return deny(d, "%s is refused for user %q because membership of group %q could not be checked: %v.",
+			path, owner.User, a.cfg.Group, err)
+	case !member:
+		d.Reason = ReasonNotMember
+		return deny(d, "user %q is not in the JupyterHub group %q, so %s cannot be mounted; ask a hub admin to add you to %q, then restart your server.",
+			owner.User, a.cfg.Group, path, a.cfg.Group)
+	default:
+		d.Allow, d.Reason = true, ReasonMember
+		return d
+	}
+}
+
+func deny(d Decision, format string, args ...any) Decision {
+	d.Allow = false
+	d.Msg = fmt.Sprintf(format, args...)
+	return d
+}

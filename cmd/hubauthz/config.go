@@ -1,0 +1,156 @@
+package main
+
+import (
+	"errors"
+	"flag"
+	"fmt"
+	"os"
+	"strings"
+	"time"
+
+	"github.com/hubauthz/hubauthz/authz"
+	"github.com/sirupsen/logrus"
+)
+
+// setting is one configuration knob: an environment variable (what
+// `docker plugin set` sets) and the flag that overrides it.
+type setting struct {
+	env, flag, def, help string
+}
+
+// settings is the single list of knobs. docs/configuration.md and
+// config.json are checked against it by tests.
+var settings = []setting{
+	{"HUBAUTHZ_SOCKET", "socket", "/run/docker/plugins/hubauthz.sock", "unix socket the plugin serves on"},
+	{"HUBAUTHZ_PROTECTED_PATHS", "protected-paths", "/var/run/docker.sock", "comma-separated host paths that only group members may mount"},
+	{"HUBAUTHZ_OWNER_LABEL", "owner-label", "hub.jupyter.org/username", "comma-separated container label keys naming the owning hub user, in order of precedence"},
+	{"HUBAUTHZ_UNOWNED", "unowned", "allow", "allow or deny exposure for containers with no hub owner"},
+	{"HUBAUTHZ_GROUP", "group", "docker-privileged", "JupyterHub group whose members may mount protected paths"},
+	{"JUPYTERHUB_API_URL", "hub-url", "", "JupyterHub API URL, e.g. http://127.0.0.1:8081/hub/api (required)"},
+	{"JUPYTERHUB_API_TOKEN", "", "", "JupyterHub API token (no flag: command lines are world-readable)"},
+	{"JUPYTERHUB_API_TOKEN_FILE", "hub-token-file", "", "file holding the JupyterHub API token"},
+	{"HUBAUTHZ_HUB_TIMEOUT", "hub-timeout", "2s", "bound on one hub lookup"},
+	{"HUBAUTHZ_HUB_CA_FILE", "hub-ca-file", "", "extra PEM CA certificates for an https hub"},
+	{"HUBAUTHZ_CACHE_TTL", "cache-ttl", "30s", "how long group members are cached"},
+	{"HUBAUTHZ_LOG_LEVEL", "log-level", "info", "debug, info, warn or error"},
+}
+
+// config is the validated configuration.
+type config struct {
+	Socket      string
+	Protected   authz.ProtectedPaths
+	OwnerLabels []string
+	DenyUnowned bool
+	Group       string
+	HubURL      string
+	HubToken    string
+	HubTimeout  time.Duration
+	HubCAFile   string
+	CacheTTL    time.Duration
+	LogLevel    logrus.Level
+}
+
+// loadConfig reads the settings from the environment, lets flags in args
+// override them, and validates the result.
+func loadConfig(args []string, getenv func(string) string) (*config, error) {
+	fs := flag.NewFlagSet("hubauthz", flag.ContinueOnError)
+	fs.SetOutput(os.Stderr)
+	raw := make(map[string]*string, len(settings))
+	for _, s := range settings {
+		v := s.def
+		if e := getenv(s.env); e != "" {
+			v = e
+		}
+		if s.flag == "" {
+			raw[s.env] = &v
+			continue
+		}
+		raw[s.env] = fs.String(s.flag, v, s.help+" ($"+s.env+")")
+	}
+	if err := fs.Parse(args); err != nil {
+		return nil, err
+	}
+	if fs.NArg() > 0 {
+		return nil, fmt.Errorf("unexpected argument %q", fs.Arg(0))
+	}
+	get := func(env string) string { return strings.TrimSpace(*raw[env]) }
+	return validate(get)
+}
+
+func validate(get func(string) string) (*config, error) {
+	c := &config{Socket: get("HUBAUTHZ_SOCKET"), Group: get("HUBAUTHZ_GROUP"), HubURL: get("JUPYTERHUB_API_URL"), HubCAFile: get("HUBAUTHZ_HUB_CA_FILE")}
+	var err error
+	if c.Protected, err = authz.NewProtectedPaths(strings.Split(get("HUBAUTHZ_PROTECTED_PATHS"), ",")); err != nil {
+		return nil, fmt.Errorf("HUBAUTHZ_PROTECTED_PATHS: %w", err)
+	}
+	c.OwnerLabels = splitList(get("HUBAUTHZ_OWNER_LABEL"))
+	switch get("HUBAUTHZ_UNOWNED") {
+	case "allow":
+	case "deny":
+		c.DenyUnowned = true
+	default:
+		return nil, fmt.Errorf("HUBAUTHZ_UNOWNED must be allow or deny, not %q", get("HUBAUTHZ_UNOWNED"))
+	}
+	if c.Group == "" {
+		return nil, errors.New("HUBAUTHZ_GROUP must not be empty")
+	}
+	if c.Socket == "" {
+		return nil, errors.New("HUBAUTHZ_SOCKET must not be empty")
+	}
+	if c.HubURL == "" {
+		return nil, errors.New("JUPYTERHUB_API_URL is required (for example http://127.0.0.1:8081/hub/api)")
+	}
+	if c.HubToken, err = loadToken(get("JUPYTERHUB_API_TOKEN"), get("JUPYTERHUB_API_TOKEN_FILE")); err != nil {
+		return nil, err
+	}
+	if c.HubTimeout, err = positiveDuration("HUBAUTHZ_HUB_TIMEOUT", get("HUBAUTHZ_HUB_TIMEOUT")); err != nil {
+		return nil, err
+	}
+	if c.CacheTTL, err = positiveDuration("HUBAUTHZ_CACHE_TTL", get("HUBAUTHZ_CACHE_TTL")); err != nil {
+		return nil, err
+	}
+	if c.LogLevel, err = logrus.ParseLevel(get("HUBAUTHZ_LOG_LEVEL")); err != nil {
+		return nil, fmt.Errorf("HUBAUTHZ_LOG_LEVEL: %w", err)
+	}
+	return c, nil
+}
+
+func loadToken(token, file string) (string, error) {
+	switch {
+	case token != "" && file != "":
+		return "", errors.New("set only one of JUPYTERHUB_API_TOKEN and JUPYTERHUB_API_TOKEN_FILE")
+	case file != "":
+		b, err := os.ReadFile(file)
+		if err != nil {
+			return "", fmt.Errorf("JUPYTERHUB_API_TOKEN_FILE: %w", err)
+		}
+		if token = strings.TrimSpace(string(b)); token == "" {
+			return "", fmt.Errorf("JUPYTERHUB_API_TOKEN_FILE: %s is empty", file)
+		}
+	case token == "":
+		return "", errors.New("JUPYTERHUB_API_TOKEN or JUPYTERHUB_API_TOKEN_FILE is required")
+	}
+	return token, nil
+}
+
+func positiveDuration(name, v string) (time.Duration, error) {
+	d, err := time.ParseDuration(v)
+	if err != nil || d <= 0 {
+		return 0, fmt.Errorf("%s must be a positive duration such as 2s, not %q", name, v)
+	}
+	return d, nil
+}
+
+func splitList(s string) []string {
+	var out []string
+	for _, p := range strings.Split(s, ",") {
+		if p = strings.TrimSpace(p); p != "" {
+			out = append(out, p)
+		}
+	}
+	return out
+}
+
+func (c *config) authzConfig() authz.Config {
+	return authz.Config{Protected: c.Protected, OwnerLabels: c.OwnerLabels, Group: c.Group, DenyUnowned: c.DenyUnowned}
+}

@@ -1,0 +1,139 @@
+// Command hubauthz is a Docker Engine authorization plugin that keeps the
+// Docker socket out of the containers of JupyterHub users who are not in the
+// privileged hub group.
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"os"
+	"os/signal"
+	"path/filepath"
+	"syscall"
+	"time"
+
+	"github.com/docker/go-plugins-helpers/authorization"
+	"github.com/hubauthz/hubauthz/authz"
+	"github.com/hubauthz/hubauthz/hub"
+	"github.com/sirupsen/logrus"
+)
+
+// version is set at build time with -ldflags "-X main.version=...".
+var version = "dev"
+
+func main() {
+	os.Exit(run(os.Args[1:], os.Getenv, os.Stdout, os.Stderr))
+}
+
+// run is main without the process: it returns the exit code.
+func run(args []string, getenv func(string) string, stdout, stderr io.Writer) int {
+	cmd := "serve"
+	if len(args) > 0 && (args[0] == "serve" || args[0] == "version") {
+		cmd, args = args[0], args[1:]
+	}
+	switch cmd {
+	case "version":
+		fmt.Fprintln(stdout, "hubauthz", version)
+		return 0
+	default:
+		cfg, err := loadConfig(args, getenv)
+		if err != nil {
+			fmt.Fprintln(stderr, "hubauthz: invalid configuration:", err)
+			return 2
+		}
+		if err := serve(cfg, stderr); err != nil {
+			fmt.Fprintln(stderr, "hubauthz:", err)
+			return 1
+		}
+		return 0
+	}
+}
+
+// serve runs the plugin until SIGTERM or SIGINT. SIGHUP flushes the
+// membership cache.
+func serve(cfg *config, logw io.Writer) error {
+	log := newLogger(logw, cfg.LogLevel)
+	audit := &auditor{log: log}
+	h, err := hub.New(hub.Config{
+		URL: cfg.HubURL, Token: cfg.HubToken, CAFile: cfg.HubCAFile,
+		Timeout: cfg.HubTimeout, TTL: cfg.CacheTTL, OnRecreate: audit.groupRecreated,
+	})
+	if err != nil {
+		return err
+	}
+	l, err := listen(cfg.Socket)
+	if err != nil {
+		return err
+	}
+	defer os.Remove(cfg.Socket)
+	p := &plugin{az: authz.New(cfg.authzConfig(), h), audit: audit, timeout: cfg.HubTimeout + time.Second}
+	done := make(chan error, 1)
+	go func() { done <- authorization.NewHandler(p).Serve(l) }()
+	log.WithFields(logrus.Fields{"socket": cfg.Socket, "group": cfg.Group, "version": version}).Info("hubauthz serving")
+	go ensureGroup(h, cfg, log)
+
+	sig := make(chan os.Signal, 1)
+	signal.Notify(sig, syscall.SIGTERM, syscall.SIGINT, syscall.SIGHUP)
+	defer signal.Stop(sig)
+	for {
+		select {
+		case err := <-done:
+			return fmt.Errorf("serve %s: %w", cfg.Socket, err)
+		case s := <-sig:
+			if s == syscall.SIGHUP {
+				h.Flush()
+				log.Info("SIGHUP: membership cache flushed")
+				continue
+			}
+			log.WithField("signal", s.String()).Info("hubauthz stopping")
+			l.Close()
+			return nil
+		}
+	}
+}
+
+// ensureGroup makes sure the group exists at start-up. A hub that is down
+// is logged; the next lookup tries again.
+func ensureGroup(h *hub.Hub, cfg *config, log *logrus.Logger) {
+	ctx, cancel := context.WithTimeout(context.Background(), cfg.HubTimeout)
+	defer cancel()
+	if err := h.EnsureGroup(ctx, cfg.Group); err != nil {
+		log.WithError(err).Warn("could not check the group at start-up; will retry on the next lookup")
+		return
+	}
+	log.WithField("group", cfg.Group).Info("group present in JupyterHub")
+}
+
+// listen opens the plugin's unix socket, replacing a stale one left by a
+// previous run. It refuses to replace anything that is not a socket.
+func listen(path string) (net.Listener, error) {
+	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
+		return nil, err
+	}
+	if fi, err := os.Lstat(path); err == nil {
+		if fi.Mode()&os.ModeSocket == 0 {
+			return nil, fmt.Errorf("%s exists and is not a socket", path)
+		}
+		if c, err := net.Dial("unix", path); err == nil {
+			c.Close()
+			return nil, fmt.Errorf("%s is in use by another process", path)
+		}
+		if err := os.Remove(path); err != nil {
+			return nil, err
+		}
+	} else if !errors.Is(err, os.ErrNotExist) {
+		return nil, err
+	}
+	l, err := net.Listen("unix", path)
+	if err != nil {
+		return nil, err
+	}
+	if err := os.Chmod(path, 0o660); err != nil {
+		l.Close()
+		return nil, err
+	}
+	return l, nil
+}

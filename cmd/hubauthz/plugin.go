@@ -1,0 +1,37 @@
+package main
+
+import (
+	"context"
+	"time"
+
+	"github.com/docker/go-plugins-helpers/authorization"
+	"github.com/hubauthz/hubauthz/authz"
+)
+
+// plugin adapts the authz rule to the go-plugins-helpers wire types. This
+// is where the Docker wire format ends.
+type plugin struct {
+	az      *authz.Authorizer
+	audit   *auditor
+	timeout time.Duration // bound on one decision
+}
+
+// AuthZReq decides a request. A panic anywhere below denies it.
+func (p *plugin) AuthZReq(r authorization.Request) (res authorization.Response) {
+	defer func() {
+		if v := recover(); v != nil {
+			p.audit.log.WithField("panic", v).Error("hubauthz: internal error while deciding a request")
+			res = authorization.Response{Allow: false, Msg: "hubauthz hit an internal error, so the request is denied."}
+		}
+	}()
+	ctx, cancel := context.WithTimeout(context.Background(), p.timeout)
+	defer cancel()
+	d := p.az.Decide(ctx, authz.Request{Method: r.RequestMethod, URI: r.RequestURI, Body: r.RequestBody})
+	p.audit.decision(d)
+	return authorization.Response{Allow: d.Allow, Msg: d.Msg}
+}
+
+// AuthZRes allows every response: the rule is decided on requests.
+func (p *plugin) AuthZRes(authorization.Request) authorization.Response {
+	return authorization.Response{Allow: true}
+}

@@ -1,0 +1,157 @@
+// Package hub answers one question for hubauthz: is this user in that
+// JupyterHub group? It asks the JupyterHub REST API, caches each group's
+// members for a TTL, turns concurrent misses for a group into one hub
+// request, and recreates the group when the hub no longer has it.
+package hub
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"slices"
+	"time"
+
+	"github.com/hashicorp/golang-lru/v2/expirable"
+	"golang.org/x/sync/singleflight"
+)
+
+// Config configures a Hub.
+type Config struct {
+	URL          string        // JupyterHub API URL, e.g. http://127.0.0.1:8081/hub/api
+	Token        string        // API token, sent as "Authorization: token ..."
+	CAFile       string        // extra PEM roots for an https hub; system roots are always used
+	Timeout      time.Duration // bound on one hub lookup, recreation included
+	TTL          time.Duration // how long a group's members are cached
+	ErrorBackoff time.Duration // how long a failed lookup is answered from memory; 0 means 1s
+	// OnRecreate, if set, is called after the group was found missing and created again.
+	OnRecreate func(group string)
+}
+
+// Hub looks up group members in JupyterHub. It is safe for concurrent use.
+type Hub struct {
+	cfg      Config
+	client   *client
+	members  *expirable.LRU[string, map[string]struct{}]
+	failures *expirable.LRU[string, error]
+	flight   singleflight.Group
+}
+
+// New returns a Hub for cfg. It does not contact the hub.
+func New(cfg Config) (*Hub, error) {
+	if cfg.Timeout <= 0 || cfg.TTL <= 0 {
+		return nil, errors.New("hub: timeout and TTL must be positive")
+	}
+	if cfg.ErrorBackoff <= 0 {
+		cfg.ErrorBackoff = time.Second
+	}
+	c, err := newClient(cfg)
+	if err != nil {
+		return nil, err
+	}
+	return &Hub{
+		cfg:      cfg,
+		client:   c,
+		members:  expirable.NewLRU[string, map[string]struct{}](64, nil, cfg.TTL),
+		failures: expirable.NewLRU[string, error](64, nil, cfg.ErrorBackoff),
+	}, nil
+}
+
+// IsMember reports whether user is a member of group.
+func (h *Hub) IsMember(ctx context.Context, group, user string) (bool, error) {
+	m, err := h.lookup(ctx, group)
+	if err != nil {
+		return false, err
+	}
+	_, ok := m[user]
+	return ok, nil
+}
+
+// Members returns the sorted members of group.
+func (h *Hub) Members(ctx context.Context, group string) ([]string, error) {
+	m, err := h.lookup(ctx, group)
+	if err != nil {
+		return nil, err
+	}
+	out := make([]string, 0, len(m))
+	for u := range m {
+		out = append(out, u)
+	}
+	slices.Sort(out)
+	return out, nil
+}
+
+// EnsureGroup makes sure group exists, creating it when it is missing.
+func (h *Hub) EnsureGroup(ctx context.Context, group string) error {
+	_, err := h.lookup(ctx, group)
+	return err
+}
+
+// Flush forgets every cached answer, so that the next lookup asks the hub.
+func (h *Hub) Flush() {
+	h.members.Purge()
+	h.failures.Purge()
+}
+
+// lookup answers from the cache, or joins the one hub request in flight for
+// group. The request runs under its own timeout, so a caller that gives up
+// does not cancel it for the others.
+func (h *Hub) lookup(ctx context.Context, group string) (map[string]struct{}, error) {
+	if m, ok := h.cached(group); ok {
+		return m, nil
+	}
+	if err, ok := h.failures.Get(group); ok {
+		return nil, err
+	}
+	ch := h.flight.DoChan(group, func() (any, error) {
+		if m, ok := h.cached(group); ok { // filled while this call was being set up
+			return m, nil
+		}
+		fctx, cancel := context.WithTimeout(context.Background(), h.cfg.Timeout)
+		defer cancel()
+		m, err := h.fetch(fctx, group)
+		if err != nil {
+			h.failures.Add(group, err)
+			return nil, err
+		}
+		return m, nil
+	})
+	select {
+	case r := <-ch:
+		if r.Err != nil {
+			return nil, r.Err
+		}
+		return r.Val.(map[string]struct{}), nil
+	case <-ctx.Done():
+		return nil, fmt.Errorf("hub: waiting for group %q: %w", group, ctx.Err())
+	}
+}
+
+func (h *Hub) cached(group string) (map[string]struct{}, bool) {
+	return h.members.Get(group)
+}
+
+// fetch asks the hub for group's members. A missing group is created again
+// and counts as empty; that answer is not cached, so members added right
+// after the recreation count at the next lookup.
+func (h *Hub) fetch(ctx context.Context, group string) (map[string]struct{}, error) {
+	users, err := h.client.getGroup(ctx, group)
+	if errors.Is(err, errNoGroup) {
+		created, err := h.client.createGroup(ctx, group)
+		if err != nil {
+			return nil, err
+		}
+		if created && h.cfg.OnRecreate != nil {
+			h.cfg.OnRecreate(group)
+		}
+		return map[string]struct{}{}, nil
+	}
+	if err != nil {
+		return nil, err
+	}
+	m := make(map[string]struct{}, len(users))
+	for _, u := range users {
+		m[u] = struct{}{}
+	}
+	h.members.Add(group, m)
+	return m, nil
+}

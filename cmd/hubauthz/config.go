@@ -4,6 +4,7 @@ import (
 	"errors"
 	"flag"
 	"fmt"
+	"io"
 	"os"
 	"strings"
 	"time"
@@ -54,7 +55,7 @@ type config struct {
 // override them, and validates the result.
 func loadConfig(args []string, getenv func(string) string) (*config, error) {
 	fs := flag.NewFlagSet("hubauthz", flag.ContinueOnError)
-	fs.SetOutput(os.Stderr)
+	fs.SetOutput(io.Discard) // errors are reported in one line by the caller
 	raw := make(map[string]*string, len(settings))
 	for _, s := range settings {
 		v := s.def

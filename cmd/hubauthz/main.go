@@ -6,6 +6,7 @@ package main
 import (
 	"context"
 	"errors"
+	"flag"
 	"fmt"
 	"io"
 	"net"
@@ -40,11 +41,20 @@ func run(args []string, getenv func(string) string, stdout, stderr io.Writer) in
 		return 0
 	default:
 		cfg, err := loadConfig(args, getenv)
+		if errors.Is(err, flag.ErrHelp) {
+			usage(stdout)
+			return 0
+		}
 		if err != nil {
 			fmt.Fprintln(stderr, "hubauthz: invalid configuration:", err)
 			return 2
 		}
-		if err := serve(cfg, stderr); err != nil {
+		ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, syscall.SIGINT)
+		defer stop()
+		hup := make(chan os.Signal, 1)
+		signal.Notify(hup, syscall.SIGHUP)
+		defer signal.Stop(hup)
+		if err := serve(ctx, cfg, stderr, hup); err != nil {
 			fmt.Fprintln(stderr, "hubauthz:", err)
 			return 1
 		}
@@ -52,9 +62,22 @@ func run(args []string, getenv func(string) string, stdout, stderr io.Writer) in
 	}
 }
 
-// serve runs the plugin until SIGTERM or SIGINT. SIGHUP flushes the
-// membership cache.
-func serve(cfg *config, logw io.Writer) error {
+// usage prints the subcommands and every setting with its flag.
+func usage(w io.Writer) {
+	fmt.Fprintln(w, "usage: hubauthz [serve] [flags] | hubauthz version")
+	fmt.Fprintln(w, "\nSettings (environment variable, flag, default):")
+	for _, s := range settings {
+		flagName := "(no flag)"
+		if s.flag != "" {
+			flagName = "--" + s.flag
+		}
+		fmt.Fprintf(w, "  %-26s %-18s %q\n      %s\n", s.env, flagName, s.def, s.help)
+	}
+}
+
+// serve runs the plugin until ctx ends. Each value on flush empties the
+// membership cache (SIGHUP), so that a revoked user is refused at once.
+func serve[T any](ctx context.Context, cfg *config, logw io.Writer, flush <-chan T) error {
 	log := newLogger(logw, cfg.LogLevel)
 	audit := &auditor{log: log}
 	h, err := hub.New(hub.Config{
@@ -74,21 +97,15 @@ func serve(cfg *config, logw io.Writer) error {
 	go func() { done <- authorization.NewHandler(p).Serve(l) }()
 	log.WithFields(logrus.Fields{"socket": cfg.Socket, "group": cfg.Group, "version": version}).Info("hubauthz serving")
 	go ensureGroup(h, cfg, log)
-
-	sig := make(chan os.Signal, 1)
-	signal.Notify(sig, syscall.SIGTERM, syscall.SIGINT, syscall.SIGHUP)
-	defer signal.Stop(sig)
 	for {
 		select {
 		case err := <-done:
 			return fmt.Errorf("serve %s: %w", cfg.Socket, err)
-		case s := <-sig:
-			if s == syscall.SIGHUP {
-				h.Flush()
-				log.Info("SIGHUP: membership cache flushed")
-				continue
-			}
-			log.WithField("signal", s.String()).Info("hubauthz stopping")
+		case <-flush:
+			h.Flush()
+			log.Info("membership cache flushed")
+		case <-ctx.Done():
+			log.Info("hubauthz stopping")
 			l.Close()
 			return nil
 		}

@@ -73,7 +73,7 @@ func (a *Authorizer) Decide(ctx context.Context, req Request) Decision {
 // judge decides a request that exposes a protected path. Each branch is one
 // row of the decision table in docs/policy.md.
 func (a *Authorizer) judge(ctx context.Context, d Decision, owner Owner, ownerErr error) Decision {
-	path := d.Exposures[0].Protected
+	path := d.Exposures[0].describe()
 	switch {
 	case ownerErr != nil:
 		d.Reason = ReasonOwnerConflict

@@ -13,6 +13,15 @@ type Exposure struct {
 	Protected string // the protected path that the source is, or is an ancestor of
 }
 
+// describe names the exposure for a message: the protected path, and the
+// source that reaches it when the two differ.
+func (e Exposure) describe() string {
+	if e.Source == e.Protected {
+		return e.Protected
+	}
+	return fmt.Sprintf("%s (which reaches %s)", e.Source, e.Protected)
+}
+
 // ProtectedPaths is the set of host paths (the Docker socket by default) that
 // must not reach a container of a user outside the group.
 type ProtectedPaths struct {

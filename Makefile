@@ -4,10 +4,14 @@
 GO        ?= go
 VERSION   ?= $(shell git describe --always --dirty 2>/dev/null || echo dev)
 LDFLAGS   := -s -w -X main.version=$(VERSION)
-APT_PKGS  := docker.io jupyterhub busybox-static curl systemd
+APT_PKGS  := docker.io jupyterhub busybox-static curl systemd ca-certificates
 STATICCHECK := honnef.co/go/tools/cmd/staticcheck@v0.8.2
+PLUGIN_DIR  ?= build/plugin
+PLUGIN      ?= hubauthz
+PREFIX      ?= /usr/local
+SYSTEMD_DIR ?= /etc/systemd/system
 
-.PHONY: all build deps test lint demo clean
+.PHONY: all build deps test lint demo clean plugin plugin-create plugin-push install uninstall
 
 all: build
 
@@ -40,6 +44,37 @@ lint:
 
 demo: deps build
 	bash e2e/demo.sh
+
+# plugin assembles the managed plugin: config.json and a rootfs holding the
+# static binary and CA certificates. No registry and no docker build.
+plugin: build
+	rm -rf $(PLUGIN_DIR)
+	mkdir -p $(PLUGIN_DIR)/rootfs/etc/ssl/certs $(PLUGIN_DIR)/rootfs/run/docker/plugins $(PLUGIN_DIR)/rootfs/host $(PLUGIN_DIR)/rootfs/tmp
+	cp config.json $(PLUGIN_DIR)/config.json
+	cp bin/hubauthz $(PLUGIN_DIR)/rootfs/hubauthz
+	cp /etc/ssl/certs/ca-certificates.crt $(PLUGIN_DIR)/rootfs/etc/ssl/certs/
+
+plugin-create: plugin
+	docker plugin create $(PLUGIN) $(PLUGIN_DIR)
+
+# plugin-push PLUGIN=registry.example:5000/hubauthz:1.0
+plugin-push: plugin
+	docker plugin rm -f $(PLUGIN) 2>/dev/null || true
+	docker plugin create $(PLUGIN) $(PLUGIN_DIR)
+	docker plugin push $(PLUGIN)
+
+# install puts the legacy-mode service in place: binary, systemd unit and
+# env file (kept if it already exists, since it holds the token).
+install: build
+	install -D -m 0755 bin/hubauthz $(DESTDIR)$(PREFIX)/sbin/hubauthz
+	install -D -m 0644 plugin/hubauthz.service $(DESTDIR)$(SYSTEMD_DIR)/hubauthz.service
+	sed -i 's|/usr/local/sbin/hubauthz|$(PREFIX)/sbin/hubauthz|' $(DESTDIR)$(SYSTEMD_DIR)/hubauthz.service
+	test -e $(DESTDIR)/etc/hubauthz/hubauthz.env || install -D -m 0600 plugin/hubauthz.env $(DESTDIR)/etc/hubauthz/hubauthz.env
+	@echo "edit /etc/hubauthz/hubauthz.env, then: systemctl daemon-reload && systemctl enable --now hubauthz"
+
+uninstall:
+	rm -f $(DESTDIR)$(PREFIX)/sbin/hubauthz $(DESTDIR)$(SYSTEMD_DIR)/hubauthz.service
+	@echo "kept /etc/hubauthz (it holds the token); remove it by hand if you no longer need it"
 
 clean:
 	rm -rf bin build

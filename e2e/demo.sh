@@ -23,9 +23,11 @@ cleanup() {
     kill -KILL "$pid" 2>/dev/null
   done
   # dockerd leaves mounts under its roots; unmount deepest first.
-  awk -v d="$D" '$5 ~ "^"d {print $5}' /proc/self/mountinfo | sort -r | xargs -r -n1 umount -l
+  mounts() { awk -v d="$D/" 'index($5, d) == 1 {print $5}' /proc/self/mountinfo | sort -r; }
+  mounts | xargs -r -n1 umount -l
   rm -f "$plugin_sock"
-  rm -rf "$D"
+  # Never remove through a mount that is still there.
+  if [ -z "$(mounts)" ]; then rm -rf "$D"; else echo "left $D in place: still mounted"; fi
 }
 trap cleanup EXIT
 

@@ -11,6 +11,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"sync/atomic"
 	"syscall"
@@ -23,6 +24,9 @@ import (
 
 // binary is the hubauthz binary built once for the suite.
 var binary string
+
+// journalErr says why no journal is available, if so.
+var journalErr error
 
 func TestMain(m *testing.M) {
 	dir, err := os.MkdirTemp("", "hubauthz-e2e")
@@ -37,7 +41,12 @@ func TestMain(m *testing.M) {
 		fmt.Fprintln(os.Stderr, "build hubauthz:", err)
 		os.Exit(1)
 	}
+	stopJournal, err := startJournald()
+	journalErr = err
 	code := m.Run()
+	if stopJournal != nil {
+		stopJournal()
+	}
 	os.RemoveAll(dir)
 	os.Exit(code)
 }
@@ -50,8 +59,8 @@ type stack struct {
 	hub     *hubtest.Hub
 	docker  *dockertest.Daemon
 	name    string // plugin name as dockerd knows it
-	logPath string // the plugin's stderr: JSON audit records
-	proc    *exec.Cmd
+	logPath string // legacy mode: the plugin's stderr, JSON lines
+	managed bool   // managed mode: the plugin's stderr is in dockerd's log
 }
 
 // startLegacy starts the stack with hubauthz as a legacy plugin on
@@ -100,7 +109,6 @@ func (s *stack) startPlugin(t *testing.T, env map[string]string, socket string) 
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
 	}
-	s.proc = cmd
 	t.Cleanup(func() {
 		_ = cmd.Process.Signal(syscall.SIGTERM)
 		_ = cmd.Wait()
@@ -121,9 +129,32 @@ func (s *stack) startPlugin(t *testing.T, env map[string]string, socket string) 
 	}
 }
 
+// pluginLog returns what the plugin wrote on stderr. A managed plugin's
+// stderr is re-logged by dockerd, one line per entry, as
+// msg="<line>" plugin=<id>.
 func (s *stack) pluginLog() string {
-	b, _ := os.ReadFile(s.logPath)
-	return string(b)
+	if !s.managed {
+		b, _ := os.ReadFile(s.logPath)
+		return string(b)
+	}
+	var out strings.Builder
+	for _, line := range strings.Split(s.docker.Log(), "\n") {
+		if !strings.Contains(line, " plugin=") {
+			continue
+		}
+		_, rest, ok := strings.Cut(line, ` msg="`)
+		if !ok {
+			continue
+		}
+		quoted, _, ok := strings.Cut(rest, `" plugin=`)
+		if !ok {
+			continue
+		}
+		if msg, err := strconv.Unquote(`"` + quoted + `"`); err == nil {
+			out.WriteString(msg + "\n")
+		}
+	}
+	return out.String()
 }
 
 // audits returns the plugin's audit records.

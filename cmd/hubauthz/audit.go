@@ -1,16 +1,38 @@
 package main
 
 import (
+	"fmt"
 	"io"
+	"strings"
 
+	"github.com/coreos/go-systemd/v22/journal"
 	"github.com/hubauthz/hubauthz/authz"
 	"github.com/sirupsen/logrus"
 )
 
 // auditor writes one record for every deny and every allow that involves a
-// protected path. Records never carry the token or the request body.
+// protected path: a JSON line on stderr and, when the journal is used, a
+// native journald entry. Records never carry the token or the request body.
 type auditor struct {
-	log *logrus.Logger
+	log     *logrus.Logger
+	journal journalMode
+	send    func(msg string, p journal.Priority, vars map[string]string) error
+}
+
+// journalMode is HUBAUTHZ_JOURNAL.
+type journalMode string
+
+const (
+	journalAuto journalMode = "auto" // write when the journal socket is there
+	journalOn   journalMode = "on"   // the journal must be there at start-up
+	journalOff  journalMode = "off"
+)
+
+func newAuditor(log *logrus.Logger, mode journalMode) (*auditor, error) {
+	if mode == journalOn && !journal.Enabled() {
+		return nil, fmt.Errorf("HUBAUTHZ_JOURNAL=on but the journal socket /run/systemd/journal/socket is not reachable")
+	}
+	return &auditor{log: log, journal: mode, send: journal.Send}, nil
 }
 
 func newLogger(w io.Writer, level logrus.Level) *logrus.Logger {
@@ -26,12 +48,15 @@ func (a *auditor) decision(d authz.Decision) {
 	if !d.Audited() {
 		return
 	}
-	decision, level := "allow", logrus.InfoLevel
+	decision := "allow"
 	if !d.Allow {
-		decision, level = "deny", logrus.WarnLevel
+		decision = "deny"
 	}
-	f := logrus.Fields{
-		"audit":       true,
+	msg := d.Msg
+	if msg == "" {
+		msg = fmt.Sprintf("allowed %s for %q (%s)", strings.Join(d.Sources(), ","), d.User, d.Reason)
+	}
+	a.record(!d.Allow, msg, logrus.Fields{
 		"decision":    decision,
 		"reason":      string(d.Reason),
 		"user":        d.User,
@@ -42,21 +67,50 @@ func (a *auditor) decision(d authz.Decision) {
 		"method":      d.Route.Method,
 		"route":       d.Route.Path,
 		"api_version": d.Route.Version,
-	}
-	msg := d.Msg
-	if msg == "" {
-		msg = "allowed"
-	}
-	a.log.WithFields(f).Log(level, msg)
+	})
 }
 
 // groupRecreated records that the privileged group had vanished from the
 // hub and was created again, empty.
 func (a *auditor) groupRecreated(group string) {
-	a.log.WithFields(logrus.Fields{
-		"audit":    true,
-		"decision": "group-recreated",
-		"reason":   "group-missing",
-		"group":    group,
-	}).Warnf("group %q was missing from JupyterHub and has been recreated empty; re-add its members", group)
+	a.record(true, fmt.Sprintf("group %q was missing from JupyterHub and has been recreated empty; re-add its members", group),
+		logrus.Fields{"decision": "group-recreated", "reason": "group-missing", "group": group})
+}
+
+// record writes one audit record to stderr and to the journal.
+func (a *auditor) record(warn bool, msg string, f logrus.Fields) {
+	f["audit"] = true
+	level, prio := logrus.InfoLevel, journal.PriInfo
+	if warn {
+		level, prio = logrus.WarnLevel, journal.PriWarning
+	}
+	a.log.WithFields(f).Log(level, msg)
+	if a.journal == journalOff {
+		return
+	}
+	if err := a.send(msg, prio, journalFields(f)); err != nil && a.journal == journalOn {
+		a.log.WithError(err).Error("could not write the audit record to the journal")
+	}
+}
+
+// journalFields maps an audit record onto journald fields:
+// SYSLOG_IDENTIFIER=hubauthz and HUBAUTHZ_<FIELD> for each field.
+func journalFields(f logrus.Fields) map[string]string {
+	vars := map[string]string{"SYSLOG_IDENTIFIER": "hubauthz"}
+	for k, v := range f {
+		if k == "audit" {
+			continue
+		}
+		name := "HUBAUTHZ_" + strings.ToUpper(k)
+		switch v := v.(type) {
+		case []string:
+			if k == "sources" {
+				name = "HUBAUTHZ_SOURCE"
+			}
+			vars[name] = strings.Join(v, ",")
+		default:
+			vars[name] = fmt.Sprint(v)
+		}
+	}
+	return vars
 }

@@ -34,6 +34,7 @@ var settings = []setting{
 	{"HUBAUTHZ_HUB_CA_FILE", "hub-ca-file", "", "extra PEM CA certificates for an https hub"},
 	{"HUBAUTHZ_CACHE_TTL", "cache-ttl", "30s", "how long group members are cached"},
 	{"HUBAUTHZ_LOG_LEVEL", "log-level", "info", "debug, info, warn or error"},
+	{"HUBAUTHZ_JOURNAL", "journal", "auto", "also write audit records natively to journald: auto (when its socket is there), on or off"},
 }
 
 // config is the validated configuration.
@@ -49,6 +50,7 @@ type config struct {
 	HubCAFile   string
 	CacheTTL    time.Duration
 	LogLevel    logrus.Level
+	Journal     journalMode
 }
 
 // loadConfig reads the settings from the environment, lets flags in args
@@ -112,6 +114,12 @@ func validate(get func(string) string) (*config, error) {
 	}
 	if c.LogLevel, err = logrus.ParseLevel(get("HUBAUTHZ_LOG_LEVEL")); err != nil {
 		return nil, fmt.Errorf("HUBAUTHZ_LOG_LEVEL: %w", err)
+	}
+	switch m := journalMode(get("HUBAUTHZ_JOURNAL")); m {
+	case journalAuto, journalOn, journalOff:
+		c.Journal = m
+	default:
+		return nil, fmt.Errorf("HUBAUTHZ_JOURNAL must be auto, on or off, not %q", m)
 	}
 	return c, nil
 }

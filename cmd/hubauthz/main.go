@@ -79,7 +79,10 @@ func usage(w io.Writer) {
 // membership cache (SIGHUP), so that a revoked user is refused at once.
 func serve[T any](ctx context.Context, cfg *config, logw io.Writer, flush <-chan T) error {
 	log := newLogger(logw, cfg.LogLevel)
-	audit := &auditor{log: log}
+	audit, err := newAuditor(log, cfg.Journal)
+	if err != nil {
+		return err
+	}
 	h, err := hub.New(hub.Config{
 		URL: cfg.HubURL, Token: cfg.HubToken, CAFile: cfg.HubCAFile,
 		Timeout: cfg.HubTimeout, TTL: cfg.CacheTTL, OnRecreate: audit.groupRecreated,

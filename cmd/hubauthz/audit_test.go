@@ -1,0 +1,74 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"testing"
+
+	"github.com/coreos/go-systemd/v22/journal"
+	"github.com/hubauthz/hubauthz/authz"
+	"github.com/sirupsen/logrus"
+)
+
+type sentRecord struct {
+	msg  string
+	prio journal.Priority
+	vars map[string]string
+}
+
+func captureAuditor(mode journalMode) (*auditor, *[]sentRecord, *bytes.Buffer) {
+	var buf bytes.Buffer
+	var sent []sentRecord
+	a := &auditor{log: newLogger(&buf, logrus.InfoLevel), journal: mode,
+		send: func(msg string, p journal.Priority, vars map[string]string) error {
+			sent = append(sent, sentRecord{msg, p, vars})
+			return nil
+		}}
+	return a, &sent, &buf
+}
+
+type noMembers struct{}
+
+func (noMembers) IsMember(context.Context, string, string) (bool, error) { return false, nil }
+
+func TestJournalRecordForDenial(t *testing.T) {
+	pp, _ := authz.NewProtectedPaths([]string{"/var/run/docker.sock"})
+	az := authz.New(authz.Config{Protected: pp, OwnerLabels: []string{"hub.jupyter.org/username"}, Group: "docker-privileged"}, noMembers{})
+	d := az.Decide(context.Background(), authz.Request{Method: "POST", URI: "/v1.41/containers/create?name=jupyter-bob",
+		Body: []byte(`{"Image":"bb","Labels":{"hub.jupyter.org/username":"bob"},"HostConfig":{"Binds":["/run:/r","/var/run/docker.sock:/s"]}}`)})
+	a, sent, _ := captureAuditor(journalAuto)
+	a.decision(d)
+	if len(*sent) != 1 {
+		t.Fatalf("%d journal records; want 1", len(*sent))
+	}
+	r := (*sent)[0]
+	want := map[string]string{
+		"SYSLOG_IDENTIFIER": "hubauthz", "HUBAUTHZ_DECISION": "deny", "HUBAUTHZ_USER": "bob",
+		"HUBAUTHZ_GROUP": "docker-privileged", "HUBAUTHZ_REASON": "not-member", "HUBAUTHZ_CONTAINER": "jupyter-bob",
+		"HUBAUTHZ_SOURCE": "/run,/var/run/docker.sock",
+	}
+	for k, v := range want {
+		if r.vars[k] != v {
+			t.Errorf("%s = %q; want %q", k, r.vars[k], v)
+		}
+	}
+	if r.prio != journal.PriWarning || r.msg != d.Msg {
+		t.Errorf("priority %d message %q; want 4 and the deny message", r.prio, r.msg)
+	}
+}
+
+func TestJournalOffWritesOnlyStderr(t *testing.T) {
+	a, sent, buf := captureAuditor(journalOff)
+	a.groupRecreated("docker-privileged")
+	if len(*sent) != 0 || !bytes.Contains(buf.Bytes(), []byte(`"decision":"group-recreated"`)) {
+		t.Fatalf("journal records %d, stderr %q", len(*sent), buf.String())
+	}
+}
+
+func TestUnauditedDecisionsWriteNothing(t *testing.T) {
+	a, sent, buf := captureAuditor(journalOn)
+	a.decision(authz.Decision{Allow: true, Reason: authz.ReasonNoExposure})
+	if len(*sent) != 0 || buf.Len() != 0 {
+		t.Fatalf("an allow without exposure was recorded: %d %q", len(*sent), buf.String())
+	}
+}

@@ -2,7 +2,7 @@
 // whether it may put a protected host path (the Docker socket) into a
 // container, which is allowed only when the container's hub user is a member
 // of the privileged group. It never sees HTTP; membership comes through the
-// Membership interface.
+// Membership interface and stored Docker objects through Inspector.
 package authz
 
 import (
@@ -17,10 +17,12 @@ type Membership interface {
 
 // Config is what the rule needs to know.
 type Config struct {
-	Protected   ProtectedPaths
-	OwnerLabels []string // label keys naming the owner, in order of precedence
-	Group       string   // the privileged hub group
-	DenyUnowned bool     // deny exposure for containers without an owner
+	Protected           ProtectedPaths
+	OwnerLabels         []string // label keys naming the owner, in order of precedence
+	Group               string   // the privileged hub group
+	DenyUnowned         bool     // deny exposure for containers without an owner
+	Resolver            Resolver // follows symlinks in host paths; nil judges the text only
+	AllowSelfManagement bool     // allow disabling, reconfiguring or removing hubauthz
 }
 
 // Request is one Docker API request as dockerd hands it to the plugin.
@@ -34,11 +36,13 @@ type Request struct {
 type Authorizer struct {
 	cfg     Config
 	members Membership
+	inspect Inspector
 }
 
-// New returns an Authorizer for cfg that asks m about group membership.
-func New(cfg Config, m Membership) *Authorizer {
-	return &Authorizer{cfg: cfg, members: m}
+// New returns an Authorizer for cfg that asks m about group membership and
+// i about stored containers, volumes and plugins.
+func New(cfg Config, m Membership, i Inspector) *Authorizer {
+	return &Authorizer{cfg: cfg, members: m, inspect: i}
 }
 
 // Decide applies the rule to req. It allows unguarded routes without
@@ -49,23 +53,63 @@ func (a *Authorizer) Decide(ctx context.Context, req Request) Decision {
 		return deny(Decision{Route: route, Reason: ReasonBadRequest},
 			"hubauthz cannot route the request %s %q, so it is denied.", req.Method, req.URI)
 	}
-	if route.Kind == RouteOther {
-		return Decision{Allow: true, Route: route, Reason: ReasonUnguarded}
-	}
 	d := Decision{Route: route, Group: a.cfg.Group, Container: route.Name}
-	body, err := decodeCreate(req.Body)
+	var (
+		w   workload
+		err error
+	)
+	switch route.Kind {
+	case RouteOther:
+		return Decision{Allow: true, Route: route, Reason: ReasonUnguarded}
+	case RoutePluginManage:
+		return a.selfProtection(ctx, d)
+	case RouteContainerCreate:
+		w, err = decodeCreate(req.Body)
+	case RouteServiceCreate, RouteServiceUpdate:
+		w, err = decodeService(req.Body)
+	case RouteContainerStart, RouteContainerRestart:
+		return a.decideStored(ctx, d)
+	}
 	if err != nil {
 		d.Reason = ReasonBadBody
-		return deny(d, "hubauthz cannot inspect request body (%v), so the container is not created.", err)
+		return deny(d, "hubauthz cannot inspect request body (%v), so the request is denied.", err)
 	}
-	d.Image = body.Image
-	exposures := a.cfg.Protected.exposures(body)
-	if len(exposures) == 0 {
+	return a.decideWorkload(ctx, d, w)
+}
+
+// decideStored decides the start of a stored container again, with today's
+// membership: its mounts were fixed when it was created.
+func (a *Authorizer) decideStored(ctx context.Context, d Decision) Decision {
+	d.Container = d.Route.Target
+	if a.inspect == nil {
+		d.Reason = ReasonInspectFailed
+		return deny(d, "hubauthz cannot inspect container %q (no Docker API configured), so it is not started.", d.Container)
+	}
+	c, err := a.inspect.Container(ctx, d.Route.Target)
+	if err != nil {
+		d.Reason = ReasonInspectFailed
+		return deny(d, "hubauthz cannot inspect container %q (%v), so it is not started.", d.Container, err)
+	}
+	if c.Name != "" {
+		d.Container = c.Name
+	}
+	return a.decideWorkload(ctx, d, containerWorkload(c))
+}
+
+// decideWorkload finds the exposures of w and judges them.
+func (a *Authorizer) decideWorkload(ctx context.Context, d Decision, w workload) Decision {
+	d.Image = w.image
+	f := finder{ctx: ctx, pp: a.cfg.Protected, resolver: a.cfg.Resolver, inspect: a.inspect}
+	if err := f.workload(w, ""); err != nil {
+		d.Reason = ReasonInspectFailed
+		return deny(d, "hubauthz %v, so the request is denied.", err)
+	}
+	if len(f.out) == 0 {
 		d.Allow, d.Reason = true, ReasonNoExposure
 		return d
 	}
-	d.Exposures = exposures
-	owner, err := findOwner(body.Labels, body.Env, a.cfg.OwnerLabels)
+	d.Exposures = f.out
+	owner, err := findOwner(w.labels, w.env, a.cfg.OwnerLabels)
 	d.User = owner.User
 	return a.judge(ctx, d, owner, err)
 }

@@ -31,16 +31,19 @@ func (f *fakeMembers) IsMember(_ context.Context, group, user string) (bool, err
 
 func testAuthorizer(t *testing.T, m Membership, denyUnowned bool) *Authorizer {
 	t.Helper()
+	return testAuthorizerWith(t, m, newFakeInspector(), Config{DenyUnowned: denyUnowned})
+}
+
+func testAuthorizerWith(t *testing.T, m Membership, i Inspector, cfg Config) *Authorizer {
+	t.Helper()
 	pp, err := NewProtectedPaths([]string{"/var/run/docker.sock"})
 	if err != nil {
 		t.Fatal(err)
 	}
-	return New(Config{
-		Protected:   pp,
-		OwnerLabels: []string{"hub.jupyter.org/username", "hub.docker.proxy.owner"},
-		Group:       "docker-privileged",
-		DenyUnowned: denyUnowned,
-	}, m)
+	cfg.Protected = pp
+	cfg.OwnerLabels = []string{"hub.jupyter.org/username", "hub.docker.proxy.owner"}
+	cfg.Group = "docker-privileged"
+	return New(cfg, m, i)
 }
 
 func readTestdata(t *testing.T, name string) string {

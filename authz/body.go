@@ -4,10 +4,10 @@ import (
 	"bytes"
 	"encoding/json"
 	"errors"
-	"strings"
 
 	"github.com/moby/moby/api/types/container"
 	"github.com/moby/moby/api/types/mount"
+	"github.com/moby/moby/api/types/swarm"
 )
 
 // createBody is a container create request as dockerd decodes it. Besides
@@ -24,76 +24,68 @@ type createBody struct {
 // plugin (dockerd forwards none for chunked, oversized or non-JSON bodies).
 var errNoBody = errors.New("the request body was not forwarded to the plugin")
 
-// decodeCreate decodes a create body with encoding/json, exactly as dockerd
+// decodeJSON decodes body into v with encoding/json, exactly as dockerd
 // does: keys match case-insensitively and the last duplicate wins. Content
 // after the first JSON value is refused rather than ignored.
-func decodeCreate(body []byte) (*createBody, error) {
+func decodeJSON(body []byte, v any) error {
 	if len(bytes.TrimSpace(body)) == 0 {
-		return nil, errNoBody
+		return errNoBody
 	}
 	dec := json.NewDecoder(bytes.NewReader(body))
-	var b createBody
-	if err := dec.Decode(&b); err != nil {
-		return nil, err
+	if err := dec.Decode(v); err != nil {
+		return err
 	}
 	if len(bytes.TrimSpace(body[dec.InputOffset():])) != 0 {
-		return nil, errors.New("unexpected content after the JSON document")
+		return errors.New("unexpected content after the JSON document")
 	}
-	if b.Config == nil {
-		b.Config = &container.Config{}
-	}
-	return &b, nil
+	return nil
 }
 
-// hostConfigs returns every host config the body carries.
-func (b *createBody) hostConfigs() []*container.HostConfig {
-	var out []*container.HostConfig
+// decodeCreate reads a container create body.
+func decodeCreate(body []byte) (workload, error) {
+	var b createBody
+	if err := decodeJSON(body, &b); err != nil {
+		return workload{}, err
+	}
+	var w workload
+	if b.Config != nil {
+		w.image, w.labels, w.env = b.Image, []map[string]string{b.Labels}, b.Env
+	}
 	for _, hc := range []*container.HostConfig{b.InnerHostConfig, b.HostConfig} {
 		if hc != nil {
-			out = append(out, hc)
+			w.binds = append(w.binds, hc.Binds...)
+			w.mounts = append(w.mounts, mountSpecs(hc.Mounts)...)
+			w.volumesFrom = append(w.volumesFrom, hc.VolumesFrom...)
 		}
+	}
+	return w, nil
+}
+
+// decodeService reads a service create or update body (a ServiceSpec).
+// The owner comes from the container spec's labels, then the service's
+// labels, then the container spec's env.
+func decodeService(body []byte) (workload, error) {
+	var spec swarm.ServiceSpec
+	if err := decodeJSON(body, &spec); err != nil {
+		return workload{}, err
+	}
+	cs := spec.TaskTemplate.ContainerSpec
+	if cs == nil {
+		return workload{labels: []map[string]string{spec.Labels}}, nil
+	}
+	return workload{image: cs.Image, labels: []map[string]string{cs.Labels, spec.Labels}, env: cs.Env,
+		mounts: mountSpecs(cs.Mounts)}, nil
+}
+
+// mountSpecs keeps what the rule reads of API mounts.
+func mountSpecs(ms []mount.Mount) []MountSpec {
+	out := make([]MountSpec, 0, len(ms))
+	for _, m := range ms {
+		s := MountSpec{Type: string(m.Type), Source: m.Source}
+		if m.VolumeOptions != nil && m.VolumeOptions.DriverConfig != nil {
+			s.DriverOptions = m.VolumeOptions.DriverConfig.Options
+		}
+		out = append(out, s)
 	}
 	return out
-}
-
-// exposures lists every protected path that the body's host configs would
-// put into the container.
-func (pp ProtectedPaths) exposures(b *createBody) []Exposure {
-	var out []Exposure
-	add := func(via, source string) {
-		if p, ok := pp.Exposes(source); ok {
-			out = append(out, Exposure{Via: via, Source: source, Protected: p})
-		}
-	}
-	for _, hc := range b.hostConfigs() {
-		for _, bind := range hc.Binds {
-			if src, _, ok := cutBindSource(bind); ok {
-				add("HostConfig.Binds", src)
-			}
-		}
-		for _, m := range hc.Mounts {
-			add("HostConfig.Mounts", m.Source)
-			if dev, ok := inlineDevice(m); ok {
-				add("HostConfig.Mounts.VolumeOptions", dev)
-			}
-		}
-	}
-	return out
-}
-
-// cutBindSource splits a Binds entry "source:destination[:mode]". An entry
-// with no colon is an anonymous volume and has no host source.
-func cutBindSource(bind string) (source, rest string, ok bool) {
-	return strings.Cut(bind, ":")
-}
-
-// inlineDevice returns the host device of a volume mount whose local-driver
-// options are given inline (type=none, o=bind, device=/path). Any absolute
-// device is judged, whatever the other options say.
-func inlineDevice(m mount.Mount) (string, bool) {
-	if m.VolumeOptions == nil || m.VolumeOptions.DriverConfig == nil {
-		return "", false
-	}
-	dev := m.VolumeOptions.DriverConfig.Options["device"]
-	return dev, dev != ""
 }

@@ -6,15 +6,17 @@ type Reason string
 
 // The reasons, one per row of the decision table in docs/policy.md.
 const (
-	ReasonUnguarded     Reason = "unguarded-route"
-	ReasonNoExposure    Reason = "no-exposure"
-	ReasonMember        Reason = "member"
-	ReasonNotMember     Reason = "not-member"
-	ReasonUnowned       Reason = "unowned"
-	ReasonOwnerConflict Reason = "owner-conflict"
-	ReasonBadBody       Reason = "unreadable-body"
-	ReasonBadRequest    Reason = "unroutable-request"
-	ReasonHubError      Reason = "hub-error"
+	ReasonUnguarded      Reason = "unguarded-route"
+	ReasonNoExposure     Reason = "no-exposure"
+	ReasonMember         Reason = "member"
+	ReasonNotMember      Reason = "not-member"
+	ReasonUnowned        Reason = "unowned"
+	ReasonOwnerConflict  Reason = "owner-conflict"
+	ReasonBadBody        Reason = "unreadable-body"
+	ReasonBadRequest     Reason = "unroutable-request"
+	ReasonHubError       Reason = "hub-error"
+	ReasonInspectFailed  Reason = "inspection-failed"
+	ReasonSelfProtection Reason = "self-protection"
 )
 
 // Decision is the outcome for one request, with what the audit record needs.

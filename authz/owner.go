@@ -14,15 +14,17 @@ type Owner struct {
 	Source string // "label <key>" or "env JUPYTERHUB_USER"
 }
 
-// findOwner takes the owner from the first of labelKeys that is set, else
-// from JUPYTERHUB_USER in env. Sources that name different users are an
+// findOwner takes the owner from the first of labelKeys that is set in the
+// label sets, else from JUPYTERHUB_USER in env. Sources that name different users are an
 // error: the request has been tampered with. An empty Owner means the
 // container is not a hub server.
-func findOwner(labels map[string]string, env []string, labelKeys []string) (Owner, error) {
+func findOwner(labelSets []map[string]string, env []string, labelKeys []string) (Owner, error) {
 	var found []Owner
-	for _, k := range labelKeys {
-		if v := labels[k]; v != "" {
-			found = append(found, Owner{User: v, Source: "label " + k})
+	for _, labels := range labelSets {
+		for _, k := range labelKeys {
+			if v := labels[k]; v != "" {
+				found = append(found, Owner{User: v, Source: "label " + k})
+			}
 		}
 	}
 	for _, kv := range env {

@@ -13,17 +13,25 @@ type RouteKind int
 const (
 	RouteOther RouteKind = iota
 	RouteContainerCreate
+	RouteContainerStart   // POST /containers/{id}/start
+	RouteContainerRestart // POST /containers/{id}/restart
+	RouteServiceCreate    // POST /services/create
+	RouteServiceUpdate    // POST /services/{id}/update
+	RoutePluginManage     // POST /plugins/{name}/{disable,set,upgrade}, DELETE /plugins/{name}
 )
 
-// String returns the route as it appears in audit records.
-func (k RouteKind) String() string {
-	switch k {
-	case RouteContainerCreate:
-		return "/containers/create"
-	default:
-		return "other"
-	}
+var routeNames = map[RouteKind]string{
+	RouteOther:            "other",
+	RouteContainerCreate:  "/containers/create",
+	RouteContainerStart:   "/containers/{id}/start",
+	RouteContainerRestart: "/containers/{id}/restart",
+	RouteServiceCreate:    "/services/create",
+	RouteServiceUpdate:    "/services/{id}/update",
+	RoutePluginManage:     "/plugins/{name}",
 }
+
+// String returns the route pattern as it appears in audit records.
+func (k RouteKind) String() string { return routeNames[k] }
 
 // Route is a request line as dockerd routes it: the method, the API version
 // prefix (if any) and the percent-decoded, cleaned path without the query.
@@ -32,6 +40,7 @@ type Route struct {
 	Method  string
 	Path    string // decoded and cleaned, without the /v<version> prefix
 	Version string // "1.41" for /v1.41/..., empty when unversioned
+	Target  string // the {id} or {name} in the path: container, service or plugin
 	Name    string // the ?name= query parameter (container name), for messages only
 }
 
@@ -58,13 +67,60 @@ func ParseRoute(method, rawURI string) (r Route, ok bool) {
 		p, r.Version = rest, ver
 	}
 	r.Path = p
-	if r.Method == "POST" && strings.EqualFold(p, "/containers/create") {
-		r.Kind = RouteContainerCreate
+	r.Kind, r.Target = match(r.Method, p)
+	if r.Kind == RouteContainerCreate {
 		if q, err := url.ParseQuery(rawQuery); err == nil {
 			r.Name = q.Get("name")
 		}
 	}
 	return r, true
+}
+
+// match finds the guarded route for a cleaned, unversioned path.
+func match(method, p string) (RouteKind, string) {
+	lower := strings.ToLower(p)
+	switch method {
+	case "POST":
+		switch {
+		case lower == "/containers/create":
+			return RouteContainerCreate, ""
+		case lower == "/services/create":
+			return RouteServiceCreate, ""
+		}
+		if id, ok := between(p, "/containers/", "/start"); ok {
+			return RouteContainerStart, id
+		}
+		if id, ok := between(p, "/containers/", "/restart"); ok {
+			return RouteContainerRestart, id
+		}
+		if id, ok := between(p, "/services/", "/update"); ok {
+			return RouteServiceUpdate, id
+		}
+		for _, action := range []string{"/disable", "/set", "/upgrade"} {
+			if name, ok := between(p, "/plugins/", action); ok {
+				return RoutePluginManage, name
+			}
+		}
+	case "DELETE":
+		if name, ok := strings.CutPrefix(p, "/plugins/"); ok && name != "" && !strings.EqualFold(p, "/plugins/privileges") {
+			return RoutePluginManage, name
+		}
+	}
+	return RouteOther, ""
+}
+
+// between returns the middle of p when p is prefix + middle + suffix, with
+// a non-empty middle, matching prefix and suffix without regard to case.
+// Container and service IDs have no slash; plugin names may have several.
+func between(p, prefix, suffix string) (string, bool) {
+	if len(p) <= len(prefix)+len(suffix) || !strings.EqualFold(p[:len(prefix)], prefix) || !strings.EqualFold(p[len(p)-len(suffix):], suffix) {
+		return "", false
+	}
+	mid := p[len(prefix) : len(p)-len(suffix)]
+	if prefix != "/plugins/" && strings.Contains(mid, "/") {
+		return "", false
+	}
+	return mid, true
 }
 
 // cutVersion strips a leading "/v<digits and dots>" segment followed by more

@@ -21,9 +21,23 @@ func TestParseRoute(t *testing.T) {
 		{"query with slash", "POST", "/containers/create?name=a/b", RouteContainerCreate, "", "a/b"},
 		{"create with GET", "GET", "/containers/create", RouteOther, "", ""},
 		{"container list", "GET", "/v1.41/containers/json?all=1", RouteOther, "1.41", ""},
-		{"create in query only", "POST", "/v1.41/containers/x/start?next=/containers/create", RouteOther, "1.41", ""},
+		{"create in query only", "POST", "/v1.41/containers/x/json?next=/containers/create", RouteOther, "1.41", ""},
 		{"volumes create", "POST", "/v1.41/volumes/create", RouteOther, "1.41", ""},
 		{"non-numeric version segment", "POST", "/vx/containers/create", RouteOther, "", ""},
+		{"container start", "POST", "/v1.41/containers/abc123/start", RouteContainerStart, "1.41", ""},
+		{"container start, encoded", "POST", "/v1.41/containers/abc123%2Fstart", RouteContainerStart, "1.41", ""},
+		{"container restart", "POST", "/containers/jupyter-bob/restart?t=5", RouteContainerRestart, "", ""},
+		{"container start with a slash in the id", "POST", "/containers/a/b/start", RouteOther, "", ""},
+		{"container stop", "POST", "/containers/abc/stop", RouteOther, "", ""},
+		{"service create", "POST", "/v1.41/services/create", RouteServiceCreate, "1.41", ""},
+		{"service update", "POST", "/v1.41/services/svc/update?version=2", RouteServiceUpdate, "1.41", ""},
+		{"plugin disable", "POST", "/v1.41/plugins/hubauthz:latest/disable", RoutePluginManage, "1.41", ""},
+		{"plugin disable with registry name", "POST", "/v1.41/plugins/reg:5000/org/hubauthz:1.0/disable", RoutePluginManage, "1.41", ""},
+		{"plugin set", "POST", "/plugins/hubauthz/set", RoutePluginManage, "", ""},
+		{"plugin upgrade", "POST", "/plugins/hubauthz/upgrade?remote=x", RoutePluginManage, "", ""},
+		{"plugin remove", "DELETE", "/v1.41/plugins/hubauthz?force=1", RoutePluginManage, "1.41", ""},
+		{"plugin enable", "POST", "/plugins/hubauthz/enable", RouteOther, "", ""},
+		{"plugin inspect", "GET", "/plugins/hubauthz/json", RouteOther, "", ""},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -47,6 +61,21 @@ func TestParseRouteRefusesBrokenRequests(t *testing.T) {
 	} {
 		if _, ok := ParseRoute(tt.method, tt.uri); ok {
 			t.Errorf("ParseRoute(%q, %q) accepted a broken request", tt.method, tt.uri)
+		}
+	}
+}
+
+func TestParseRouteTargets(t *testing.T) {
+	for uri, want := range map[string]string{
+		"/v1.41/containers/jupyter-bob/start":              "jupyter-bob",
+		"/v1.41/containers/jupyter%2Dbob/restart":          "jupyter-bob",
+		"/v1.41/services/svc1/update":                      "svc1",
+		"/v1.41/plugins/reg:5000/org/hubauthz:1.0/disable": "reg:5000/org/hubauthz:1.0",
+		"/v1.41/plugins/hubauthz%3Alatest/set":             "hubauthz:latest",
+	} {
+		r, ok := ParseRoute("POST", uri)
+		if !ok || r.Target != want {
+			t.Errorf("ParseRoute(%q).Target = %q; want %q", uri, r.Target, want)
 		}
 	}
 }

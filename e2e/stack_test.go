@@ -84,6 +84,7 @@ func startLegacy(t *testing.T, env map[string]string) *stack {
 		"JUPYTERHUB_API_URL":       s.hub.APIURL,
 		"JUPYTERHUB_API_TOKEN":     s.hub.Token,
 		"HUBAUTHZ_CACHE_TTL":       "2s",
+		"DOCKER_HOST":              "unix://" + filepath.Join(dir, "docker.sock"),
 	}
 	for k, v := range env {
 		full[k] = v

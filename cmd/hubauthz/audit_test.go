@@ -33,7 +33,7 @@ func (noMembers) IsMember(context.Context, string, string) (bool, error) { retur
 
 func TestJournalRecordForDenial(t *testing.T) {
 	pp, _ := authz.NewProtectedPaths([]string{"/var/run/docker.sock"})
-	az := authz.New(authz.Config{Protected: pp, OwnerLabels: []string{"hub.jupyter.org/username"}, Group: "docker-privileged"}, noMembers{})
+	az := authz.New(authz.Config{Protected: pp, OwnerLabels: []string{"hub.jupyter.org/username"}, Group: "docker-privileged"}, noMembers{}, nil)
 	d := az.Decide(context.Background(), authz.Request{Method: "POST", URI: "/v1.41/containers/create?name=jupyter-bob",
 		Body: []byte(`{"Image":"bb","Labels":{"hub.jupyter.org/username":"bob"},"HostConfig":{"Binds":["/run:/r","/var/run/docker.sock:/s"]}}`)})
 	a, sent, _ := captureAuditor(journalAuto)

@@ -6,6 +6,8 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"path/filepath"
+	"strconv"
 	"strings"
 	"time"
 
@@ -33,6 +35,10 @@ var settings = []setting{
 	{"HUBAUTHZ_HUB_TIMEOUT", "hub-timeout", "2s", "bound on one hub lookup"},
 	{"HUBAUTHZ_HUB_CA_FILE", "hub-ca-file", "", "extra PEM CA certificates for an https hub"},
 	{"HUBAUTHZ_CACHE_TTL", "cache-ttl", "30s", "how long group members are cached"},
+	{"DOCKER_HOST", "docker-host", "unix:///var/run/docker.sock", "Docker API for the plugin's read-only inspections"},
+	{"HUBAUTHZ_DOCKER_TIMEOUT", "docker-timeout", "2s", "bound on one Docker API inspection"},
+	{"HUBAUTHZ_HOST_ROOT", "host-root", "/", "where the host's root is visible, to resolve symlinks in bind sources (/host in the managed plugin)"},
+	{"HUBAUTHZ_ALLOW_SELF_MANAGEMENT", "allow-self-management", "false", "allow disabling, reconfiguring, upgrading or removing the hubauthz plugin through the API"},
 	{"HUBAUTHZ_LOG_LEVEL", "log-level", "info", "debug, info, warn or error"},
 	{"HUBAUTHZ_JOURNAL", "journal", "auto", "also write audit records natively to journald: auto (when its socket is there), on or off"},
 }
@@ -51,6 +57,11 @@ type config struct {
 	CacheTTL    time.Duration
 	LogLevel    logrus.Level
 	Journal     journalMode
+
+	DockerHost          string
+	DockerTimeout       time.Duration
+	HostRoot            string
+	AllowSelfManagement bool
 }
 
 // loadConfig reads the settings from the environment, lets flags in args
@@ -115,6 +126,9 @@ func validate(get func(string) string) (*config, error) {
 	if c.LogLevel, err = logrus.ParseLevel(get("HUBAUTHZ_LOG_LEVEL")); err != nil {
 		return nil, fmt.Errorf("HUBAUTHZ_LOG_LEVEL: %w", err)
 	}
+	if err := c.validateDocker(get); err != nil {
+		return nil, err
+	}
 	switch m := journalMode(get("HUBAUTHZ_JOURNAL")); m {
 	case journalAuto, journalOn, journalOff:
 		c.Journal = m
@@ -122,6 +136,23 @@ func validate(get func(string) string) (*config, error) {
 		return nil, fmt.Errorf("HUBAUTHZ_JOURNAL must be auto, on or off, not %q", m)
 	}
 	return c, nil
+}
+
+// validateDocker reads the settings of the Docker side: inspections and
+// symlink resolution.
+func (c *config) validateDocker(get func(string) string) error {
+	var err error
+	c.DockerHost, c.HostRoot = get("DOCKER_HOST"), get("HUBAUTHZ_HOST_ROOT")
+	if c.DockerTimeout, err = positiveDuration("HUBAUTHZ_DOCKER_TIMEOUT", get("HUBAUTHZ_DOCKER_TIMEOUT")); err != nil {
+		return err
+	}
+	if !filepath.IsAbs(c.HostRoot) {
+		return fmt.Errorf("HUBAUTHZ_HOST_ROOT must be an absolute directory, not %q", c.HostRoot)
+	}
+	if c.AllowSelfManagement, err = strconv.ParseBool(get("HUBAUTHZ_ALLOW_SELF_MANAGEMENT")); err != nil {
+		return fmt.Errorf("HUBAUTHZ_ALLOW_SELF_MANAGEMENT must be true or false, not %q", get("HUBAUTHZ_ALLOW_SELF_MANAGEMENT"))
+	}
+	return nil
 }
 
 func loadToken(token, file string) (string, error) {
@@ -161,5 +192,6 @@ func splitList(s string) []string {
 }
 
 func (c *config) authzConfig() authz.Config {
-	return authz.Config{Protected: c.Protected, OwnerLabels: c.OwnerLabels, Group: c.Group, DenyUnowned: c.DenyUnowned}
+	return authz.Config{Protected: c.Protected, OwnerLabels: c.OwnerLabels, Group: c.Group, DenyUnowned: c.DenyUnowned,
+		AllowSelfManagement: c.AllowSelfManagement}
 }

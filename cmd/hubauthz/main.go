@@ -18,6 +18,7 @@ import (
 
 	"github.com/docker/go-plugins-helpers/authorization"
 	"github.com/hubauthz/hubauthz/authz"
+	"github.com/hubauthz/hubauthz/docker"
 	"github.com/hubauthz/hubauthz/hub"
 	"github.com/sirupsen/logrus"
 )
@@ -32,10 +33,12 @@ func main() {
 // run is main without the process: it returns the exit code.
 func run(args []string, getenv func(string) string, stdout, stderr io.Writer) int {
 	cmd := "serve"
-	if len(args) > 0 && (args[0] == "serve" || args[0] == "version") {
+	if len(args) > 0 && (args[0] == "serve" || args[0] == "version" || args[0] == "doctor") {
 		cmd, args = args[0], args[1:]
 	}
 	switch cmd {
+	case "doctor":
+		return doctor(args, getenv, stdout, stderr)
 	case "version":
 		fmt.Fprintln(stdout, "hubauthz", version)
 		return 0
@@ -64,7 +67,7 @@ func run(args []string, getenv func(string) string, stdout, stderr io.Writer) in
 
 // usage prints the subcommands and every setting with its flag.
 func usage(w io.Writer) {
-	fmt.Fprintln(w, "usage: hubauthz [serve] [flags] | hubauthz version")
+	fmt.Fprintln(w, "usage: hubauthz [serve] [flags] | hubauthz doctor [flags] | hubauthz version")
 	fmt.Fprintln(w, "\nSettings (environment variable, flag, default):")
 	for _, s := range settings {
 		flagName := "(no flag)"
@@ -90,12 +93,19 @@ func serve[T any](ctx context.Context, cfg *config, logw io.Writer, flush <-chan
 	if err != nil {
 		return err
 	}
+	inspector, err := docker.New(cfg.DockerHost, cfg.DockerTimeout, 4096)
+	if err != nil {
+		return err
+	}
+	defer inspector.Close()
 	l, err := listen(cfg.Socket)
 	if err != nil {
 		return err
 	}
 	defer os.Remove(cfg.Socket)
-	p := &plugin{az: authz.New(cfg.authzConfig(), h), audit: audit, timeout: cfg.HubTimeout + time.Second}
+	// One decision may inspect, then ask the hub; neither may block dockerd long.
+	timeout := cfg.HubTimeout + 2*cfg.DockerTimeout + time.Second
+	p := &plugin{az: authz.New(cfg.authzConfig(), h, inspector), audit: audit, timeout: timeout}
 	done := make(chan error, 1)
 	go func() { done <- authorization.NewHandler(p).Serve(l) }()
 	log.WithFields(logrus.Fields{"socket": cfg.Socket, "group": cfg.Group, "version": version}).Info("hubauthz serving")

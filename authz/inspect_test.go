@@ -1,0 +1,152 @@
+package authz
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strings"
+	"testing"
+)
+
+// fakeInspector is an in-memory Inspector.
+type fakeInspector struct {
+	containers map[string]Container
+	volumes    map[string]Volume
+	plugins    map[string]Plugin
+	err        error
+}
+
+func newFakeInspector() *fakeInspector {
+	return &fakeInspector{
+		containers: map[string]Container{
+			"hub": {ID: "c0ffee", Name: "/jupyterhub", Binds: []string{"/var/run/docker.sock:/var/run/docker.sock"},
+				MountPoints: []MountPoint{{Type: "bind", Source: "/var/run/docker.sock"}}},
+			"plain": {ID: "beef", Name: "/plain", Binds: []string{"/home/bob:/home/jovyan"},
+				MountPoints: []MountPoint{{Type: "bind", Source: "/home/bob"}}},
+			"jupyter-bob": {ID: "b0b", Name: "/jupyter-bob", Labels: map[string]string{"hub.jupyter.org/username": "bob"},
+				Binds: []string{"/var/run/docker.sock:/var/run/docker.sock"}},
+			"jupyter-alice": {ID: "a11ce", Name: "/jupyter-alice", Labels: map[string]string{"hub.jupyter.org/username": "alice"},
+				MountPoints: []MountPoint{{Type: "bind", Source: "/run/docker.sock"}}},
+			"jupyter-bob-plain": {ID: "b0b2", Name: "/jupyter-bob-plain", Env: []string{"JUPYTERHUB_USER=bob"},
+				MountPoints: []MountPoint{{Type: "volume", Name: "jupyterhub-user-bob", Source: "/var/lib/docker/volumes/jupyterhub-user-bob/_data"}}},
+			"borrower": {ID: "b0rr0w", Name: "/borrower", VolumesFrom: []string{"hub:ro"}},
+		},
+		volumes: map[string]Volume{
+			"jupyterhub-user-bob": {Name: "jupyterhub-user-bob", Driver: "local"},
+			"sockvol":             {Name: "sockvol", Driver: "local", Options: map[string]string{"type": "none", "o": "bind", "device": "/run"}},
+		},
+		plugins: map[string]Plugin{
+			"hubauthz:latest": {ID: "1d", Name: "hubauthz:latest", Entrypoint: []string{"/hubauthz"}, Socket: "hubauthz.sock"},
+			"other:latest":    {ID: "2d", Name: "other:latest", Entrypoint: []string{"/bin/other"}, Socket: "other.sock"},
+		},
+	}
+}
+
+func (f *fakeInspector) Container(_ context.Context, name string) (Container, error) {
+	if f.err != nil {
+		return Container{}, f.err
+	}
+	if c, ok := f.containers[name]; ok {
+		return c, nil
+	}
+	return Container{}, fmt.Errorf("no such container %q: %w", name, ErrNotFound)
+}
+
+func (f *fakeInspector) Volume(_ context.Context, name string) (Volume, error) {
+	if f.err != nil {
+		return Volume{}, f.err
+	}
+	if v, ok := f.volumes[name]; ok {
+		return v, nil
+	}
+	return Volume{}, fmt.Errorf("no such volume: %w", ErrNotFound)
+}
+
+func (f *fakeInspector) Plugin(_ context.Context, name string) (Plugin, error) {
+	if f.err != nil {
+		return Plugin{}, f.err
+	}
+	if p, ok := f.plugins[name]; ok {
+		return p, nil
+	}
+	return Plugin{}, fmt.Errorf("no such plugin: %w", ErrNotFound)
+}
+
+type failingResolver struct{}
+
+func (failingResolver) Resolve(string) (string, error) { return "", errors.New("too many links") }
+
+// linkResolver pretends /srv/link is a symlink to /run.
+type linkResolver struct{}
+
+func (linkResolver) Resolve(s string) (string, error) {
+	if rest, ok := strings.CutPrefix(s, "/srv/link"); ok {
+		return "/run" + rest, nil
+	}
+	return s, nil
+}
+
+// TestDecideWithInspections covers the bypass classes that need a lookup
+// of stored objects: named volumes, volumes-from, reused containers,
+// services, symlinks and management of hubauthz itself.
+func TestDecideWithInspections(t *testing.T) {
+	members := &fakeMembers{groups: map[string][]string{"docker-privileged": {"alice"}}}
+	bob := `"Labels":{"hub.jupyter.org/username":"bob"}`
+	tests := []struct {
+		name, method, uri, body string
+		cfg                     Config
+		inspectErr              error
+		allow                   bool
+		reason                  Reason
+		msgHas                  string
+	}{
+		{name: "named volume binding the socket's directory", body: `{` + bob + `,"HostConfig":{"Binds":["sockvol:/s"]}}`, reason: ReasonNotMember, msgHas: "/run"},
+		{name: "named volume mount binding the socket's directory", body: `{` + bob + `,"HostConfig":{"Mounts":[{"Type":"volume","Source":"sockvol","Target":"/s"}]}}`, reason: ReasonNotMember},
+		{name: "plain named volume", body: `{` + bob + `,"HostConfig":{"Binds":["jupyterhub-user-bob:/home/jovyan/work"]}}`, allow: true, reason: ReasonNoExposure},
+		{name: "new named volume", body: `{` + bob + `,"HostConfig":{"Binds":["brand-new:/data"]}}`, allow: true, reason: ReasonNoExposure},
+		{name: "volume inspection fails", body: `{` + bob + `,"HostConfig":{"Binds":["sockvol:/s"]}}`, inspectErr: errors.New("dockerd is restarting"), reason: ReasonInspectFailed, msgHas: "dockerd is restarting"},
+		{name: "volumes-from the hub container", body: `{` + bob + `,"HostConfig":{"VolumesFrom":["hub:ro"]}}`, reason: ReasonNotMember},
+		{name: "volumes-from a container that borrowed the socket", body: `{` + bob + `,"HostConfig":{"VolumesFrom":["borrower"]}}`, reason: ReasonNotMember},
+		{name: "volumes-from a container without the socket", body: `{` + bob + `,"HostConfig":{"VolumesFrom":["plain"]}}`, allow: true, reason: ReasonNoExposure},
+		{name: "volumes-from a missing container", body: `{` + bob + `,"HostConfig":{"VolumesFrom":["ghost"]}}`, reason: ReasonInspectFailed, msgHas: "ghost"},
+		{name: "start of a stored container with the socket, owner left the group", uri: "/v1.41/containers/jupyter-bob/start", reason: ReasonNotMember, msgHas: `"bob"`},
+		{name: "restart of a stored container with the socket, owner left the group", uri: "/v1.41/containers/jupyter-bob/restart?t=10", reason: ReasonNotMember},
+		{name: "start of a stored container with the socket, owner in the group", uri: "/v1.41/containers/jupyter-alice/start", allow: true, reason: ReasonMember},
+		{name: "start of a stored container without the socket", uri: "/containers/jupyter-bob-plain/start", allow: true, reason: ReasonNoExposure},
+		{name: "start when inspection fails", uri: "/v1.41/containers/jupyter-bob/start", inspectErr: errors.New("timeout"), reason: ReasonInspectFailed, msgHas: "not started"},
+		{name: "start of an unknown container", uri: "/v1.41/containers/ghost/start", reason: ReasonInspectFailed},
+		{name: "service with a socket mount", uri: "/v1.41/services/create", body: `{"Name":"svc","TaskTemplate":{"ContainerSpec":{"Image":"bb",` + bob + `,"Mounts":[{"Type":"bind","Source":"/var/run/docker.sock","Target":"/s"}]}}}`, reason: ReasonNotMember},
+		{name: "service owner from service labels", uri: "/v1.41/services/create", body: `{"Name":"svc","Labels":{"hub.jupyter.org/username":"bob"},"TaskTemplate":{"ContainerSpec":{"Image":"bb","Mounts":[{"Type":"bind","Source":"/run","Target":"/s"}]}}}`, reason: ReasonNotMember},
+		{name: "service owner from env", uri: "/v1.41/services/svc/update?version=3", body: `{"TaskTemplate":{"ContainerSpec":{"Image":"bb","Env":["JUPYTERHUB_USER=bob"],"Mounts":[{"Type":"volume","Source":"v","Target":"/s","VolumeOptions":{"DriverConfig":{"Options":{"device":"/var/run"}}}}]}}}`, reason: ReasonNotMember},
+		{name: "service labels disagree", uri: "/v1.41/services/create", body: `{"Labels":{"hub.jupyter.org/username":"alice"},"TaskTemplate":{"ContainerSpec":{` + bob + `,"Mounts":[{"Type":"bind","Source":"/run","Target":"/s"}]}}}`, reason: ReasonOwnerConflict},
+		{name: "service without the socket", uri: "/v1.41/services/create", body: `{"TaskTemplate":{"ContainerSpec":{"Image":"bb",` + bob + `}}}`, allow: true, reason: ReasonNoExposure},
+		{name: "service with no body", uri: "/v1.41/services/create", body: ``, reason: ReasonBadBody},
+		{name: "symlink to the socket's directory", body: `{` + bob + `,"HostConfig":{"Binds":["/srv/link/docker.sock:/s"]}}`, cfg: Config{Resolver: linkResolver{}}, reason: ReasonNotMember, msgHas: "/srv/link/docker.sock"},
+		{name: "symlink that cannot be resolved", body: `{` + bob + `,"HostConfig":{"Binds":["/srv/loop:/s"]}}`, cfg: Config{Resolver: failingResolver{}}, reason: ReasonInspectFailed, msgHas: "too many links"},
+		{name: "disable hubauthz", uri: "/v1.41/plugins/hubauthz:latest/disable", reason: ReasonSelfProtection, msgHas: "HUBAUTHZ_ALLOW_SELF_MANAGEMENT"},
+		{name: "set hubauthz", uri: "/v1.41/plugins/hubauthz:latest/set", body: `["HUBAUTHZ_PROTECTED_PATHS=/nothing"]`, reason: ReasonSelfProtection},
+		{name: "upgrade hubauthz", uri: "/plugins/hubauthz:latest/upgrade?remote=evil", reason: ReasonSelfProtection},
+		{name: "remove hubauthz", method: "DELETE", uri: "/v1.41/plugins/hubauthz:latest?force=1", reason: ReasonSelfProtection},
+		{name: "disable hubauthz with self-management allowed", uri: "/v1.41/plugins/hubauthz:latest/disable", cfg: Config{AllowSelfManagement: true}, allow: true, reason: ReasonUnguarded},
+		{name: "disable another plugin", uri: "/v1.41/plugins/other:latest/disable", allow: true, reason: ReasonUnguarded},
+		{name: "disable an unknown plugin", uri: "/v1.41/plugins/nope/disable", allow: true, reason: ReasonUnguarded},
+		{name: "plugin inspection fails", uri: "/v1.41/plugins/hubauthz:latest/disable", inspectErr: errors.New("EOF"), reason: ReasonInspectFailed},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			fi := newFakeInspector()
+			fi.err = tt.inspectErr
+			method, uri := "POST", createURI
+			if tt.method != "" {
+				method = tt.method
+			}
+			if tt.uri != "" {
+				uri = tt.uri
+			}
+			d := testAuthorizerWith(t, members, fi, tt.cfg).Decide(context.Background(), Request{Method: method, URI: uri, Body: []byte(tt.body)})
+			if d.Allow != tt.allow || d.Reason != tt.reason || !strings.Contains(d.Msg, tt.msgHas) {
+				t.Fatalf("Decide = allow %v reason %q msg %q; want allow %v reason %q msg containing %q", d.Allow, d.Reason, d.Msg, tt.allow, tt.reason, tt.msgHas)
+			}
+		})
+	}
+}

@@ -1,0 +1,121 @@
+// Package docker looks up stored containers, volumes and plugins in dockerd
+// for the rule in package authz. Its calls are read-only GETs; they pass
+// through the authorization plugin again, which allows them at once.
+package docker
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"regexp"
+	"time"
+
+	cerrdefs "github.com/containerd/errdefs"
+	lru "github.com/hashicorp/golang-lru/v2"
+	"github.com/hubauthz/hubauthz/authz"
+	"github.com/moby/moby/client"
+)
+
+// fullID matches a full container ID, the only key that cannot come to
+// name another container later.
+var fullID = regexp.MustCompile(`^[0-9a-f]{64}$`)
+
+// Inspector implements authz.Inspector with the Docker API. Containers are
+// cached by full ID: what the rule reads of them (mounts, labels, env) never
+// changes. Volumes and plugins are looked up every time, because a name can
+// be removed and created again.
+type Inspector struct {
+	cli        *client.Client
+	timeout    time.Duration
+	containers *lru.Cache[string, authz.Container]
+}
+
+// New returns an Inspector for the daemon at host ("unix:///var/run/docker.sock"
+// when empty), with a timeout on each call and room for cacheSize containers.
+func New(host string, timeout time.Duration, cacheSize int) (*Inspector, error) {
+	if host == "" {
+		host = client.DefaultDockerHost
+	}
+	cli, err := client.New(client.WithHost(host), client.WithAPIVersionNegotiation())
+	if err != nil {
+		return nil, fmt.Errorf("docker: client for %s: %w", host, err)
+	}
+	cache, err := lru.New[string, authz.Container](cacheSize)
+	if err != nil {
+		return nil, err
+	}
+	return &Inspector{cli: cli, timeout: timeout, containers: cache}, nil
+}
+
+// Close releases the client's connections.
+func (i *Inspector) Close() error { return i.cli.Close() }
+
+// Container returns a stored container by ID, ID prefix or name.
+func (i *Inspector) Container(ctx context.Context, idOrName string) (authz.Container, error) {
+	if c, ok := i.containers.Get(idOrName); ok {
+		return c, nil
+	}
+	ctx, cancel := context.WithTimeout(ctx, i.timeout)
+	defer cancel()
+	res, err := i.cli.ContainerInspect(ctx, idOrName, client.ContainerInspectOptions{})
+	if err != nil {
+		return authz.Container{}, wrap("inspect container", idOrName, err)
+	}
+	in := res.Container
+	c := authz.Container{ID: in.ID, Name: in.Name}
+	if in.Config != nil {
+		c.Image, c.Labels, c.Env = in.Config.Image, in.Config.Labels, in.Config.Env
+	}
+	if hc := in.HostConfig; hc != nil {
+		c.Binds, c.VolumesFrom = hc.Binds, hc.VolumesFrom
+		for _, m := range hc.Mounts {
+			s := authz.MountSpec{Type: string(m.Type), Source: m.Source}
+			if m.VolumeOptions != nil && m.VolumeOptions.DriverConfig != nil {
+				s.DriverOptions = m.VolumeOptions.DriverConfig.Options
+			}
+			c.Mounts = append(c.Mounts, s)
+		}
+	}
+	for _, mp := range in.Mounts {
+		c.MountPoints = append(c.MountPoints, authz.MountPoint{Type: string(mp.Type), Source: mp.Source, Name: mp.Name})
+	}
+	if fullID.MatchString(c.ID) {
+		i.containers.Add(c.ID, c)
+	}
+	return c, nil
+}
+
+// Volume returns a named volume's driver and options.
+func (i *Inspector) Volume(ctx context.Context, name string) (authz.Volume, error) {
+	ctx, cancel := context.WithTimeout(ctx, i.timeout)
+	defer cancel()
+	res, err := i.cli.VolumeInspect(ctx, name, client.VolumeInspectOptions{})
+	if err != nil {
+		return authz.Volume{}, wrap("inspect volume", name, err)
+	}
+	return authz.Volume{Name: res.Volume.Name, Driver: res.Volume.Driver, Options: res.Volume.Options}, nil
+}
+
+// Plugin returns what identifies a managed plugin.
+func (i *Inspector) Plugin(ctx context.Context, name string) (authz.Plugin, error) {
+	ctx, cancel := context.WithTimeout(ctx, i.timeout)
+	defer cancel()
+	res, err := i.cli.PluginInspect(ctx, name, client.PluginInspectOptions{})
+	if err != nil {
+		return authz.Plugin{}, wrap("inspect plugin", name, err)
+	}
+	p := res.Plugin
+	return authz.Plugin{ID: p.ID, Name: p.Name, Entrypoint: p.Config.Entrypoint, Socket: p.Config.Interface.Socket}, nil
+}
+
+// wrap marks a missing object with authz.ErrNotFound and names timeouts.
+func wrap(what, name string, err error) error {
+	switch {
+	case cerrdefs.IsNotFound(err):
+		return fmt.Errorf("docker: %s %q: %w", what, name, authz.ErrNotFound)
+	case cerrdefs.IsDeadlineExceeded(err) || errors.Is(err, context.DeadlineExceeded):
+		return fmt.Errorf("docker: %s %q: dockerd did not answer in time", what, name)
+	default:
+		return fmt.Errorf("docker: %s %q: %w", what, name, err)
+	}
+}

@@ -59,8 +59,9 @@ func NewHostRoot(dir string) HostRoot {
 //
 // A source that does not exist yet is judged by its text: from the first
 // component that is missing (ENOENT) or whose parent is not a directory
-// (ENOTDIR), the remaining components are appended as text, with ".." still
-// applied, and no error is returned.
+// (ENOTDIR), the remaining components are appended as text and no error is
+// returned. A ".." from a link target still applies, and once it leaves the
+// missing part the walk follows links again.
 //
 // Paths under /proc are never looked up, because its magic links would
 // describe the plugin's process rather than runc's; normalizeSource judges
@@ -69,31 +70,31 @@ func NewHostRoot(dir string) HostRoot {
 //   - /proc/{self,thread-self,<pid>}/root is the host root, as the text rule
 //     says: the result keeps that prefix, and the components after it are
 //     resolved from the host root again, so /proc/self/root/<link>/docker.sock
-//     cannot hide the socket behind a link.
-//   - a ".." below /proc, which can only come from a link target and whose
-//     effect depends on /proc's own links, gives "/proc", which the text rule
-//     treats as exposing everything.
+//     cannot hide the socket behind a link. A ".." right after it stays at
+//     the root.
+//   - Any other ".." below /proc, which can only come from a link target and
+//     whose effect depends on /proc's own links, gives "/proc", which the text
+//     rule treats as exposing everything.
 //
-// Any other error, such as EACCES or EIO, is returned wrapped with the source.
-// The work is bounded by the number of components times 40 links.
+// Any other error, such as EACCES, EIO or ENAMETOOLONG, is returned wrapped
+// with the source. The result is absolute and clean, and resolving it again
+// gives it back. The work is linear in the length of the source and of the
+// at most 40 link targets.
 func (r HostRoot) Resolve(source string) (string, error) {
 	if !path.IsAbs(source) {
 		return "", fmt.Errorf("resolve %q: %w", source, errNotAbsolute)
 	}
-	w := &hostWalk{
-		root:   r,
-		source: source,
-		cur:    "/",
-		todo:   strings.Split(path.Clean(source), "/"),
-	}
+	w := &hostWalk{root: r, source: source}
+	w.push(path.Clean(source))
 	for len(w.todo) > 0 {
-		comp := w.todo[0]
-		w.todo = w.todo[1:]
+		comp := w.todo[len(w.todo)-1]
+		w.todo = w.todo[:len(w.todo)-1]
 		switch comp {
 		case "", ".":
 		case "..":
-			if strings.HasPrefix(w.cur, "/proc/") {
-				return w.result("/proc"), nil
+			if len(w.cur) > 1 && w.cur[0] == "proc" {
+				w.cur = w.cur[:1]
+				return w.result(), nil
 			}
 			w.up()
 		default:
@@ -102,76 +103,92 @@ func (r HostRoot) Resolve(source string) (string, error) {
 			}
 		}
 	}
-	return w.result(w.cur), nil
+	return w.result(), nil
 }
 
-// hostWalk is the state of one Resolve call.
+// hostWalk is the state of one Resolve call. Paths are kept as lists of
+// components so that the work stays linear in the length of the source.
 type hostWalk struct {
 	root    HostRoot
 	source  string   // the source as given, for errors
 	base    string   // "/proc/<pid>/root" once such a host-root link was crossed
-	cur     string   // the clean absolute host path reached so far, below base
+	cur     []string // the host path reached so far, below base
 	missing int      // how many trailing components of cur are text only
-	todo    []string // the components still to walk, next first
+	todo    []string // the components still to walk, the next one last
 	links   int      // how many symlinks were followed
 }
 
-// result returns the host path p reached below base.
-func (w *hostWalk) result(p string) string {
-	switch {
-	case w.base == "":
-		return p
-	case p == "/":
-		return w.base
+// push puts the components of p in front of those still to walk.
+func (w *hostWalk) push(p string) {
+	comps := strings.Split(p, "/")
+	for i := len(comps) - 1; i >= 0; i-- {
+		w.todo = append(w.todo, comps[i])
 	}
-	return w.base + p
 }
 
-// up applies "..": the parent of the current directory, "/" at the root.
+// curPath returns the host path reached so far, "" for the root.
+func (w *hostWalk) curPath() string {
+	if len(w.cur) == 0 {
+		return ""
+	}
+	return "/" + strings.Join(w.cur, "/")
+}
+
+// result returns the path reached: base followed by the current host path.
+func (w *hostWalk) result() string {
+	p := w.base + w.curPath()
+	if p == "" {
+		return "/"
+	}
+	return p
+}
+
+// up applies "..": the parent of the current directory, the root at the root.
 func (w *hostWalk) up() {
+	if len(w.cur) == 0 {
+		return
+	}
+	w.cur = w.cur[:len(w.cur)-1]
 	if w.missing > 0 {
 		w.missing--
 	}
-	w.cur = path.Dir(w.cur)
 }
 
 // step walks into the component comp of the current directory, following it
-// when it is a symlink.
+// when it is a symlink. Below a missing component and under /proc it only
+// appends the text.
 func (w *hostWalk) step(comp string) error {
-	next := w.cur + "/" + comp
-	if w.cur == "/" {
-		next = "/" + comp
-	}
 	if w.missing > 0 {
-		w.cur = next
+		w.cur = append(w.cur, comp)
 		w.missing++
 		return nil
 	}
-	if next == "/proc" || strings.HasPrefix(next, "/proc/") {
-		w.cur = next
-		if isProcRootLink(next) {
-			w.base, w.cur = next, "/"
+	if len(w.cur) == 0 && comp == "proc" || len(w.cur) > 0 && w.cur[0] == "proc" {
+		w.cur = append(w.cur, comp)
+		if len(w.cur) == 3 && comp == "root" && isProcessDir(w.cur[1]) {
+			w.base, w.cur = w.base+"/proc/"+w.cur[1]+"/root", w.cur[:0]
 		}
 		return nil
 	}
+	next := w.curPath() + "/" + comp
 	fi, err := os.Lstat(w.root.prefix + next)
 	switch {
 	case errors.Is(err, fs.ErrNotExist) || errors.Is(err, syscall.ENOTDIR):
-		w.cur, w.missing = next, 1
+		w.cur, w.missing = append(w.cur, comp), 1
 		return nil
 	case err != nil:
 		return fmt.Errorf("resolve %q: %w", w.source, err)
 	case fi.Mode()&fs.ModeSymlink == 0:
-		w.cur = next
+		w.cur = append(w.cur, comp)
 		return nil
 	}
-	return w.follow(next)
+	return w.follow(next, comp)
 }
 
-// follow replaces the symlink at host path link by its target: the target's
-// components are walked next, from the root when the target is absolute and
-// from the link's directory (the current one) otherwise.
-func (w *hostWalk) follow(link string) error {
+// follow replaces the symlink comp, at host path link, by its target: the
+// target's components are walked next, from the root when the target is
+// absolute and from the link's directory (the current one) otherwise.
+func (w *hostWalk) follow(link, comp string) error {
 	w.links++
 	if w.links > maxLinks {
 		return fmt.Errorf("resolve %q: %w", w.source, ErrLinkLoop)
@@ -181,23 +198,12 @@ func (w *hostWalk) follow(link string) error {
 		return fmt.Errorf("resolve %q: %w", w.source, err)
 	}
 	if target == "" { // the kernel answers ENOENT
-		w.cur, w.missing = link, 1
+		w.cur, w.missing = append(w.cur, comp), 1
 		return nil
 	}
 	if path.IsAbs(target) {
-		w.cur = "/"
+		w.cur = w.cur[:0]
 	}
-	w.todo = append(strings.Split(target, "/"), w.todo...)
+	w.push(target)
 	return nil
-}
-
-// isProcRootLink reports whether p is /proc/{self,thread-self,<pid>}/root,
-// which the policy treats as the host root.
-func isProcRootLink(p string) bool {
-	rest, ok := strings.CutPrefix(p, "/proc/")
-	if !ok {
-		return false
-	}
-	pid, link, _ := strings.Cut(rest, "/")
-	return link == "root" && isProcessDir(pid)
 }

@@ -136,6 +136,24 @@ func TestResolveErrors(t *testing.T) {
 	}
 }
 
+func TestResolveHugeSourcesInLinearTime(t *testing.T) {
+	r := NewHostRoot(fakeHost(t))
+	tail := strings.Repeat("/a", 1<<20)
+	tests := []struct{ name, source, want string }{
+		{"below a missing directory", "/nope" + tail, "/nope" + tail},
+		{"below a regular file", "/var/run/docker.sock" + tail, "/run/docker.sock" + tail},
+		{"below a proc root link", "/tmp/proc1" + tail, "/proc/1/root/run" + tail},
+		{"dot-dot everywhere", strings.Repeat("/..", 1<<20) + "/tmp/escape/docker.sock", "/run/docker.sock"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			if got, err := r.Resolve(tt.source); err != nil || got != tt.want {
+				t.Errorf("Resolve(%.40q...) = %.40q..., %v", tt.source, got, err)
+			}
+		})
+	}
+}
+
 func TestResolveReportsPermissionErrors(t *testing.T) {
 	if os.Geteuid() == 0 {
 		t.Skip("root reads directories without search permission")

@@ -5,6 +5,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strings"
 	"testing"
 
 	"github.com/hubauthz/hubauthz/e2e/dockertest"
@@ -65,4 +66,48 @@ func TestLegacyJournal(t *testing.T) {
 		dockertest.MissingDependency(t, "journald: %v", journalErr)
 	}
 	testJournalRecord(t, startLegacy(t, nil))
+}
+
+func TestManagedBypassClasses(t *testing.T) {
+	s := startManaged(t, nil)
+	testBypassClasses(t, s)
+	testSelfProtection(t, s)
+}
+
+// testSelfProtection shows that hubauthz cannot be switched off through
+// the API, and that the documented break-glass procedure works.
+func testSelfProtection(t *testing.T, s *stack) {
+	bare := strings.TrimSuffix(s.name, ":latest")
+	const refused = "is hubauthz, the guard of the Docker socket"
+	t.Run("disable is refused", func(t *testing.T) {
+		s.deniedPlugin(t, refused, "plugin", "disable", bare)
+		s.deniedPlugin(t, refused, "plugin", "disable", "--force", s.name)
+	})
+	t.Run("set is refused", func(t *testing.T) {
+		s.deniedPlugin(t, refused, "plugin", "set", bare, "HUBAUTHZ_PROTECTED_PATHS=/nothing")
+	})
+	t.Run("remove is refused", func(t *testing.T) { s.deniedPlugin(t, refused, "plugin", "rm", "--force", bare) })
+	t.Run("upgrade is refused", func(t *testing.T) {
+		status, msg := s.createRaw(t, "/v1.41/plugins/"+bare+"/upgrade?remote=evil/hubauthz", nil, []byte(`[]`))
+		if status != 403 || !strings.Contains(msg, refused) {
+			t.Fatalf("upgrade: %d %s", status, msg)
+		}
+	})
+	t.Run("break glass: remove from daemon.json, SIGHUP, then disable", func(t *testing.T) {
+		s.docker.Reload(t, map[string]any{})
+		s.docker.MustDocker(t, "plugin", "disable", bare)
+	})
+}
+
+// deniedPlugin runs a plugin management command that hubauthz must refuse,
+// and checks that the plugin is still enabled.
+func (s *stack) deniedPlugin(t *testing.T, msg string, args ...string) {
+	t.Helper()
+	_, stderr, err := s.docker.Docker(t, args...)
+	if err == nil || !strings.Contains(stderr, "authorization denied by plugin "+s.name) || !strings.Contains(stderr, msg) {
+		t.Fatalf("docker %v: %v %q; want hubauthz's refusal", args, err, stderr)
+	}
+	if out := strings.TrimSpace(s.docker.MustDocker(t, "plugin", "inspect", "-f", "{{.Enabled}}", s.name)); out != "true" {
+		t.Fatalf("plugin enabled = %s after a refused %v", out, args)
+	}
 }

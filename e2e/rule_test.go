@@ -165,3 +165,7 @@ func (s *stack) tryMember(t *testing.T, user string, want bool) string {
 func TestLegacyPlugin(t *testing.T) {
 	testSocketRule(t, startLegacy(t, nil))
 }
+
+func TestLegacyBypassClasses(t *testing.T) {
+	testBypassClasses(t, startLegacy(t, nil))
+}

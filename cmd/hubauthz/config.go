@@ -193,5 +193,5 @@ func splitList(s string) []string {
 
 func (c *config) authzConfig() authz.Config {
 	return authz.Config{Protected: c.Protected, OwnerLabels: c.OwnerLabels, Group: c.Group, DenyUnowned: c.DenyUnowned,
-		AllowSelfManagement: c.AllowSelfManagement}
+		AllowSelfManagement: c.AllowSelfManagement, Resolver: authz.NewHostRoot(c.HostRoot)}
 }

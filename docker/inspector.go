@@ -25,6 +25,11 @@ var fullID = regexp.MustCompile(`^[0-9a-f]{64}$`)
 // changes. Volumes and plugins are looked up every time, because a name can
 // be removed and created again.
 type Inspector struct {
+	// Observe, if set before use, is told about each inspection: its kind
+	// ("container", "volume", "plugin"), whether the cache answered, and
+	// its error. It must be cheap and safe for concurrent use.
+	Observe func(kind string, cached bool, err error)
+
 	cli        *client.Client
 	timeout    time.Duration
 	containers *lru.Cache[string, authz.Container]
@@ -53,14 +58,18 @@ func (i *Inspector) Close() error { return i.cli.Close() }
 // Container returns a stored container by ID, ID prefix or name.
 func (i *Inspector) Container(ctx context.Context, idOrName string) (authz.Container, error) {
 	if c, ok := i.containers.Get(idOrName); ok {
+		i.observe("container", true, nil)
 		return c, nil
 	}
 	ctx, cancel := context.WithTimeout(ctx, i.timeout)
 	defer cancel()
 	res, err := i.cli.ContainerInspect(ctx, idOrName, client.ContainerInspectOptions{})
 	if err != nil {
-		return authz.Container{}, wrap("inspect container", idOrName, err)
+		err = wrap("inspect container", idOrName, err)
+		i.observe("container", false, err)
+		return authz.Container{}, err
 	}
+	i.observe("container", false, nil)
 	in := res.Container
 	c := authz.Container{ID: in.ID, Name: in.Name}
 	if in.Config != nil {
@@ -91,8 +100,11 @@ func (i *Inspector) Volume(ctx context.Context, name string) (authz.Volume, erro
 	defer cancel()
 	res, err := i.cli.VolumeInspect(ctx, name, client.VolumeInspectOptions{})
 	if err != nil {
-		return authz.Volume{}, wrap("inspect volume", name, err)
+		err = wrap("inspect volume", name, err)
+		i.observe("volume", false, err)
+		return authz.Volume{}, err
 	}
+	i.observe("volume", false, nil)
 	return authz.Volume{Name: res.Volume.Name, Driver: res.Volume.Driver, Options: res.Volume.Options}, nil
 }
 
@@ -102,10 +114,19 @@ func (i *Inspector) Plugin(ctx context.Context, name string) (authz.Plugin, erro
 	defer cancel()
 	res, err := i.cli.PluginInspect(ctx, name, client.PluginInspectOptions{})
 	if err != nil {
-		return authz.Plugin{}, wrap("inspect plugin", name, err)
+		err = wrap("inspect plugin", name, err)
+		i.observe("plugin", false, err)
+		return authz.Plugin{}, err
 	}
+	i.observe("plugin", false, nil)
 	p := res.Plugin
 	return authz.Plugin{ID: p.ID, Name: p.Name, Entrypoint: p.Config.Entrypoint, Socket: p.Config.Interface.Socket}, nil
+}
+
+func (i *Inspector) observe(kind string, cached bool, err error) {
+	if i.Observe != nil {
+		i.Observe(kind, cached, err)
+	}
 }
 
 // wrap marks a missing object with authz.ErrNotFound and names timeouts.

@@ -25,7 +25,21 @@ type Config struct {
 	ErrorBackoff time.Duration // how long a failed lookup is answered from memory; 0 means 1s
 	// OnRecreate, if set, is called after the group was found missing and created again.
 	OnRecreate func(group string)
+	// Observer, if set, is told about every lookup and every hub request (for metrics).
+	Observer Observer
 }
+
+// Observer is told what a Hub does. Its methods must be cheap and safe for
+// concurrent use.
+type Observer interface {
+	Lookup(cached bool)                               // a lookup answered from memory, or not
+	Request(op string, took time.Duration, err error) // one hub request: "get-group" or "create-group"
+}
+
+type nopObserver struct{}
+
+func (nopObserver) Lookup(bool)                          {}
+func (nopObserver) Request(string, time.Duration, error) {}
 
 // Hub looks up group members in JupyterHub. It is safe for concurrent use.
 type Hub struct {
@@ -43,6 +57,9 @@ func New(cfg Config) (*Hub, error) {
 	}
 	if cfg.ErrorBackoff <= 0 {
 		cfg.ErrorBackoff = time.Second
+	}
+	if cfg.Observer == nil {
+		cfg.Observer = nopObserver{}
 	}
 	c, err := newClient(cfg)
 	if err != nil {
@@ -97,11 +114,14 @@ func (h *Hub) Flush() {
 // does not cancel it for the others.
 func (h *Hub) lookup(ctx context.Context, group string) (map[string]struct{}, error) {
 	if m, ok := h.cached(group); ok {
+		h.cfg.Observer.Lookup(true)
 		return m, nil
 	}
 	if err, ok := h.failures.Get(group); ok {
+		h.cfg.Observer.Lookup(true)
 		return nil, err
 	}
+	h.cfg.Observer.Lookup(false)
 	ch := h.flight.DoChan(group, func() (any, error) {
 		if m, ok := h.cached(group); ok { // filled while this call was being set up
 			return m, nil
@@ -134,9 +154,13 @@ func (h *Hub) cached(group string) (map[string]struct{}, bool) {
 // and counts as empty; that answer is not cached, so members added right
 // after the recreation count at the next lookup.
 func (h *Hub) fetch(ctx context.Context, group string) (map[string]struct{}, error) {
+	start := time.Now()
 	users, err := h.client.getGroup(ctx, group)
+	h.cfg.Observer.Request("get-group", time.Since(start), ignoreNoGroup(err))
 	if errors.Is(err, errNoGroup) {
+		start = time.Now()
 		created, err := h.client.createGroup(ctx, group)
+		h.cfg.Observer.Request("create-group", time.Since(start), err)
 		if err != nil {
 			return nil, err
 		}
@@ -154,4 +178,12 @@ func (h *Hub) fetch(ctx context.Context, group string) (map[string]struct{}, err
 	}
 	h.members.Add(group, m)
 	return m, nil
+}
+
+// ignoreNoGroup reports a 404 as a successful request: the hub answered.
+func ignoreNoGroup(err error) error {
+	if errors.Is(err, errNoGroup) {
+		return nil
+	}
+	return err
 }

@@ -39,6 +39,7 @@ var settings = []setting{
 	{"HUBAUTHZ_DOCKER_TIMEOUT", "docker-timeout", "2s", "bound on one Docker API inspection"},
 	{"HUBAUTHZ_HOST_ROOT", "host-root", "/", "where the host's root is visible, to resolve symlinks in bind sources (/host in the managed plugin)"},
 	{"HUBAUTHZ_ALLOW_SELF_MANAGEMENT", "allow-self-management", "false", "allow disabling, reconfiguring, upgrading or removing the hubauthz plugin through the API"},
+	{"HUBAUTHZ_METRICS_ADDR", "metrics-addr", "", "address for Prometheus /metrics and /healthz, e.g. 127.0.0.1:9323; empty means off"},
 	{"HUBAUTHZ_LOG_LEVEL", "log-level", "info", "debug, info, warn or error"},
 	{"HUBAUTHZ_JOURNAL", "journal", "auto", "also write audit records natively to journald: auto (when its socket is there), on or off"},
 }
@@ -62,6 +63,7 @@ type config struct {
 	DockerTimeout       time.Duration
 	HostRoot            string
 	AllowSelfManagement bool
+	MetricsAddr         string
 }
 
 // loadConfig reads the settings from the environment, lets flags in args
@@ -142,7 +144,7 @@ func validate(get func(string) string) (*config, error) {
 // symlink resolution.
 func (c *config) validateDocker(get func(string) string) error {
 	var err error
-	c.DockerHost, c.HostRoot = get("DOCKER_HOST"), get("HUBAUTHZ_HOST_ROOT")
+	c.DockerHost, c.HostRoot, c.MetricsAddr = get("DOCKER_HOST"), get("HUBAUTHZ_HOST_ROOT"), get("HUBAUTHZ_METRICS_ADDR")
 	if c.DockerTimeout, err = positiveDuration("HUBAUTHZ_DOCKER_TIMEOUT", get("HUBAUTHZ_DOCKER_TIMEOUT")); err != nil {
 		return err
 	}

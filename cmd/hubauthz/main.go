@@ -86,9 +86,11 @@ func serve[T any](ctx context.Context, cfg *config, logw io.Writer, flush <-chan
 	if err != nil {
 		return err
 	}
+	m := newMetrics()
 	h, err := hub.New(hub.Config{
 		URL: cfg.HubURL, Token: cfg.HubToken, CAFile: cfg.HubCAFile,
-		Timeout: cfg.HubTimeout, TTL: cfg.CacheTTL, OnRecreate: audit.groupRecreated,
+		Timeout: cfg.HubTimeout, TTL: cfg.CacheTTL, Observer: m,
+		OnRecreate: func(group string) { audit.groupRecreated(group); m.recreations.Inc() },
 	})
 	if err != nil {
 		return err
@@ -98,6 +100,16 @@ func serve[T any](ctx context.Context, cfg *config, logw io.Writer, flush <-chan
 		return err
 	}
 	defer inspector.Close()
+	inspector.Observe = m.inspection
+	var metricsDone <-chan error
+	if cfg.MetricsAddr != "" {
+		addr, done, err := m.serve(ctx, cfg.MetricsAddr)
+		if err != nil {
+			return fmt.Errorf("metrics listener: %w", err)
+		}
+		metricsDone = done
+		log.WithField("addr", addr.String()).Info("serving /metrics and /healthz")
+	}
 	l, err := listen(cfg.Socket)
 	if err != nil {
 		return err
@@ -105,7 +117,7 @@ func serve[T any](ctx context.Context, cfg *config, logw io.Writer, flush <-chan
 	defer os.Remove(cfg.Socket)
 	// One decision may inspect, then ask the hub; neither may block dockerd long.
 	timeout := cfg.HubTimeout + 2*cfg.DockerTimeout + time.Second
-	p := &plugin{az: authz.New(cfg.authzConfig(), h, inspector), audit: audit, timeout: timeout}
+	p := &plugin{az: authz.New(cfg.authzConfig(), h, inspector), audit: audit, metrics: m, timeout: timeout}
 	done := make(chan error, 1)
 	go func() { done <- authorization.NewHandler(p).Serve(l) }()
 	log.WithFields(logrus.Fields{"socket": cfg.Socket, "group": cfg.Group, "version": version}).Info("hubauthz serving")
@@ -114,6 +126,8 @@ func serve[T any](ctx context.Context, cfg *config, logw io.Writer, flush <-chan
 		select {
 		case err := <-done:
 			return fmt.Errorf("serve %s: %w", cfg.Socket, err)
+		case err := <-metricsDone:
+			return fmt.Errorf("metrics listener: %w", err)
 		case <-flush:
 			h.Flush()
 			log.Info("membership cache flushed")

@@ -13,6 +13,7 @@ import (
 type plugin struct {
 	az      *authz.Authorizer
 	audit   *auditor
+	metrics *metrics
 	timeout time.Duration // bound on one decision
 }
 
@@ -28,6 +29,7 @@ func (p *plugin) AuthZReq(r authorization.Request) (res authorization.Response) 
 	defer cancel()
 	d := p.az.Decide(ctx, authz.Request{Method: r.RequestMethod, URI: r.RequestURI, Body: r.RequestBody})
 	p.audit.decision(d)
+	p.metrics.decision(d)
 	return authorization.Response{Allow: d.Allow, Msg: d.Msg}
 }
 

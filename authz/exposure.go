@@ -8,7 +8,7 @@ import (
 
 // Exposure is one way a request would put a protected path into a container.
 type Exposure struct {
-	Via       string // where the source came from: "HostConfig.Binds", "HostConfig.Mounts", ...
+	Via       string // where the source came from: "Binds", "Mounts", "MountPoints", "VolumesFrom c: Binds", ...
 	Source    string // the host source exactly as the request wrote it
 	Protected string // the protected path that the source is, or is an ancestor of
 }

@@ -22,36 +22,29 @@ import (
 // checkHelp is the help of `hubauthz check`; the settings follow it.
 const checkHelp = `usage: hubauthz check [--member | --not-member] [--uri URI] [flags] [FILE | -]
 
-Decides one request as the running plugin would, without dockerd, and prints
-the decision. FILE (default, or "-": stdin) holds either an AuthZPlugin.AuthZReq
-as dockerd sends it (a JSON object with RequestMethod and RequestUri, and
-RequestBody in base64) or a raw container create body, judged as
-POST /v1.41/containers/create, or as POST URI with --uri URI (for example
+Decides one request as the plugin would, without dockerd, and prints the decision.
+FILE (default, or "-": stdin) holds an AuthZPlugin.AuthZReq as dockerd sends it
+(RequestMethod, RequestUri, RequestBody in base64), or else a raw create body
+for POST /v1.41/containers/create, or for POST URI with --uri URI (such as
 /v1.41/services/create for a service spec). A body that is not valid JSON is
 judged, not rejected: the plugin would deny it.
 
-  --member       dry run: the container's owner counts as a member of the group
-  --not-member   dry run: the owner counts as not a member
-Without either, the hub of the normal settings is asked (JUPYTERHUB_API_URL and
-a token are required), and like the plugin, check creates the group again if
-the hub no longer has it. A dry run ignores the hub settings: check passes
-placeholders for them to the usual configuration checks.
+  --member, --not-member   dry run: the container's owner counts as a member
+                           of the group, or not; the hub settings are ignored
+Without either, the hub of the usual settings is asked, and like the plugin,
+check creates the group again if the hub no longer has it.
 
 dockerd is never contacted. A named volume is assumed not to exist yet (a note
 says so), so an existing volume with a local-driver "device" option is not
 seen. A request that needs a stored container (start, restart, VolumesFrom) or
 plugin (disable, set, upgrade, remove) is denied: check cannot inspect it.
 Symlinks in bind sources are followed under HUBAUTHZ_HOST_ROOT (--host-root).
-Every other setting applies as for serving, for example
-  HUBAUTHZ_PROTECTED_PATHS=/srv/secret hubauthz check --not-member body.json
+Other settings apply as for serving, e.g. HUBAUTHZ_PROTECTED_PATHS=/srv/secret.
 
 Output: "allow" or "deny", then reason:, request:, user:, group:, exposures:,
 message: (denials) and note: lines.
 Exit status: 0 allow, 1 deny, 2 usage, configuration or input error.
 `
-
-// maxCheckInput bounds what check reads; dockerd forwards far less.
-const maxCheckInput = 64 << 20
 
 // errNoDockerd is what check's Inspector answers for containers and plugins.
 var errNoDockerd = errors.New("check does not contact dockerd")
@@ -210,24 +203,14 @@ func readCheckRequest(o checkOptions) (authz.Request, error) {
 		defer f.Close()
 		r, name = f, o.file
 	}
-	in, err := io.ReadAll(io.LimitReader(r, maxCheckInput+1))
-	switch {
-	case err != nil:
+	in, err := io.ReadAll(r)
+	if err != nil {
 		return authz.Request{}, fmt.Errorf("read %s: %w", name, err)
-	case len(in) > maxCheckInput:
-		return authz.Request{}, fmt.Errorf("%s is larger than %d bytes", name, maxCheckInput)
-	case len(bytes.TrimSpace(in)) == 0:
+	}
+	if len(bytes.TrimSpace(in)) == 0 {
 		return authz.Request{}, fmt.Errorf("%s is empty: give a create body or an AuthZReq", name)
 	}
 	return parseCheckInput(in, o)
-}
-
-// authzReq is the part of dockerd's AuthZPlugin.AuthZReq that the rule
-// reads. Keys match case-insensitively, as for the plugin.
-type authzReq struct {
-	RequestMethod string
-	RequestURI    string `json:"RequestUri"`
-	RequestBody   []byte // base64 in JSON
 }
 
 // parseCheckInput tells an AuthZReq (a JSON object with a RequestMethod or
@@ -251,7 +234,10 @@ func parseCheckInput(in []byte, o checkOptions) (authz.Request, error) {
 	if o.uriSet {
 		return authz.Request{}, errors.New("--uri is for a raw body; an AuthZReq names its own RequestUri")
 	}
-	var r authzReq
+	var r struct { // what the rule reads of an AuthZReq; keys match case-insensitively
+		RequestMethod, RequestURI string
+		RequestBody               []byte // base64 in JSON
+	}
 	if err := json.Unmarshal(in, &r); err != nil {
 		return authz.Request{}, fmt.Errorf("invalid AuthZReq: %v", err)
 	}
@@ -329,7 +315,7 @@ type checkInspector struct {
 	notes *checkNotes
 }
 
-// Container fails: check does not contact dockerd.
+// Container fails, as does Plugin: check does not contact dockerd.
 func (*checkInspector) Container(context.Context, string) (authz.Container, error) {
 	return authz.Container{}, errNoDockerd
 }
@@ -340,7 +326,7 @@ func (i *checkInspector) Volume(_ context.Context, name string) (authz.Volume, e
 	return authz.Volume{}, fmt.Errorf("volume %q: %w", name, authz.ErrNotFound)
 }
 
-// Plugin fails: check does not contact dockerd.
+// Plugin fails.
 func (*checkInspector) Plugin(context.Context, string) (authz.Plugin, error) {
 	return authz.Plugin{}, errNoDockerd
 }

@@ -43,7 +43,7 @@ func (o checkOutput) field(key string) string {
 func checkRun(t *testing.T, env map[string]string, args ...string) checkOutput {
 	t.Helper()
 	var out, errw bytes.Buffer
-	code := checkCommand(args, envOf(env), &out, &errw)
+	code := run(append([]string{"check"}, args...), envOf(env), &out, &errw)
 	t.Logf("hubauthz check %s: exit %d\n%s%s", strings.Join(args, " "), code, out.String(), errw.String())
 	o := checkOutput{code: code, lines: strings.Split(strings.TrimRight(out.String(), "\n"), "\n"), stderr: errw.String()}
 	if tok := env["JUPYTERHUB_API_TOKEN"]; tok != "" && strings.Contains(out.String()+errw.String(), tok) {
@@ -196,7 +196,7 @@ func TestCheckUsageAndConfig(t *testing.T) {
 	wantDecision(t, checkRun(t, nil, "--hub-token-file", "/nonexistent/token", "--hub-url", "ftp://x", "--not-member", bodyNoSocket), 0, "no-exposure")
 
 	var out bytes.Buffer
-	if code := checkCommand([]string{"-h"}, envOf(nil), &out, &out); code != 0 ||
+	if code := run([]string{"check", "-h"}, envOf(nil), &out, &out); code != 0 ||
 		!strings.Contains(out.String(), "usage: hubauthz check") || !strings.Contains(out.String(), "HUBAUTHZ_PROTECTED_PATHS") {
 		t.Errorf("check -h: exit %d\n%s", code, out.String())
 	}

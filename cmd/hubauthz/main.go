@@ -33,12 +33,14 @@ func main() {
 // run is main without the process: it returns the exit code.
 func run(args []string, getenv func(string) string, stdout, stderr io.Writer) int {
 	cmd := "serve"
-	if len(args) > 0 && (args[0] == "serve" || args[0] == "version" || args[0] == "doctor") {
+	if len(args) > 0 && (args[0] == "serve" || args[0] == "version" || args[0] == "doctor" || args[0] == "check") {
 		cmd, args = args[0], args[1:]
 	}
 	switch cmd {
 	case "doctor":
 		return doctor(args, getenv, stdout, stderr)
+	case "check":
+		return checkCommand(args, getenv, stdout, stderr)
 	case "version":
 		fmt.Fprintln(stdout, "hubauthz", version)
 		return 0
@@ -68,6 +70,7 @@ func run(args []string, getenv func(string) string, stdout, stderr io.Writer) in
 // usage prints the subcommands and every setting with its flag.
 func usage(w io.Writer) {
 	fmt.Fprintln(w, "usage: hubauthz [serve] [flags] | hubauthz doctor [flags] | hubauthz version")
+	fmt.Fprintln(w, "       hubauthz check [--member | --not-member] [--uri URI] [flags] [FILE | -]   (decide one request without dockerd; see hubauthz check -h)")
 	fmt.Fprintln(w, "\nSettings (environment variable, flag, default):")
 	for _, s := range settings {
 		flagName := "(no flag)"

@@ -38,7 +38,17 @@ type finder struct {
 	resolver Resolver
 	inspect  Inspector
 	seen     map[string]bool // containers already visited through VolumesFrom
+	volumes  []volumeAnswer  // volumes already inspected for this decision
 	out      []Exposure
+}
+
+// volumeAnswer is one volume inspection, kept for the rest of a decision:
+// a stored container names its volume twice (Binds and MountPoints), and
+// each inspection is a Docker API round trip through this plugin again.
+type volumeAnswer struct {
+	name string
+	v    Volume
+	err  error
 }
 
 // workload adds the exposures of w. The error says what could not be
@@ -104,6 +114,11 @@ func (f *finder) source(via, src string) error {
 // host judges a host path, by its text and, through the Resolver, by what
 // its symlinks lead to.
 func (f *finder) host(via, src string) error {
+	for _, e := range f.out {
+		if e.Source == src { // the same bind seen again, e.g. in Binds and in MountPoints
+			return nil
+		}
+	}
 	if p, ok := f.pp.Exposes(src); ok {
 		f.out = append(f.out, Exposure{Via: via, Source: src, Protected: p})
 		return nil
@@ -127,7 +142,7 @@ func (f *finder) volume(via, name string) error {
 	if f.inspect == nil {
 		return fmt.Errorf("cannot inspect volume %q: no Docker API configured", name)
 	}
-	v, err := f.inspect.Volume(f.ctx, name)
+	v, err := f.inspectVolume(name)
 	if errors.Is(err, ErrNotFound) {
 		return nil
 	}
@@ -138,6 +153,18 @@ func (f *finder) volume(via, name string) error {
 		return f.host(via+" volume "+name, dev)
 	}
 	return nil
+}
+
+// inspectVolume inspects a volume once per decision.
+func (f *finder) inspectVolume(name string) (Volume, error) {
+	for _, a := range f.volumes {
+		if a.name == name {
+			return a.v, a.err
+		}
+	}
+	v, err := f.inspect.Volume(f.ctx, name)
+	f.volumes = append(f.volumes, volumeAnswer{name: name, v: v, err: err})
+	return v, err
 }
 
 // container adds the exposures of a container named in VolumesFrom: they

@@ -8,6 +8,7 @@ import (
 	"errors"
 	"fmt"
 	"regexp"
+	"strings"
 	"time"
 
 	cerrdefs "github.com/containerd/errdefs"
@@ -71,7 +72,7 @@ func (i *Inspector) Container(ctx context.Context, idOrName string) (authz.Conta
 	}
 	i.observe("container", false, nil)
 	in := res.Container
-	c := authz.Container{ID: in.ID, Name: in.Name}
+	c := authz.Container{ID: in.ID, Name: strings.TrimPrefix(in.Name, "/")}
 	if in.Config != nil {
 		c.Image, c.Labels, c.Env = in.Config.Image, in.Config.Labels, in.Config.Env
 	}

@@ -35,6 +35,14 @@ step() { printf '\n\033[1m== %s\033[0m\n' "$*"; }
 show() { printf '$ %s\n' "$*"; }
 free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
 
+t0=$(date +%s)
+journal_up() { python3 -c 'import socket,sys; s=socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM); s.connect("/run/systemd/journal/socket")' 2>/dev/null; }
+if ! journal_up && [ -x /lib/systemd/systemd-journald ]; then
+  step "Starting systemd-journald (this machine runs none), for native audit records"
+  /lib/systemd/systemd-journald & pids+=($!)
+  for i in $(seq 50); do journal_up && break; sleep 0.1; done
+fi
+
 step "Starting JupyterHub 3.0 (alice is in docker-privileged, bob is not)"
 token=$(head -c 24 /dev/urandom | od -An -tx1 | tr -d ' \n')
 hub_port=$(free_port); proxy_port=$(free_port); proxy_api=$(free_port)
@@ -67,9 +75,10 @@ step "Starting hubauthz as a legacy plugin on $plugin_sock"
 printf '%s\n' "$token" > "$D/token"; chmod 600 "$D/token"
 HUBAUTHZ_SOCKET="$plugin_sock" \
 HUBAUTHZ_PROTECTED_PATHS="/var/run/docker.sock,$D/docker.sock" \
-JUPYTERHUB_API_URL="$api" JUPYTERHUB_API_TOKEN_FILE="$D/token" \
+JUPYTERHUB_API_URL="$api" JUPYTERHUB_API_TOKEN_FILE="$D/token" DOCKER_HOST="unix://$D/docker.sock" \
   "$bin" 2>"$D/hubauthz.log" &
-pids+=($!)
+hz_pid=$!
+pids+=($hz_pid)
 for i in $(seq 100); do [ -S "$plugin_sock" ] && break; sleep 0.1; done
 echo "protected: /var/run/docker.sock and this demo's own dockerd socket $D/docker.sock"
 
@@ -111,5 +120,13 @@ show "${cmd[*]}"
 
 step "Audit records (hubauthz's stderr, JSON lines)"
 grep '"audit":true' "$D/hubauthz.log" || true
+
+if journal_up; then
+  step "The same denials in the journal"
+  show "journalctl -t hubauthz HUBAUTHZ_DECISION=deny _PID=$hz_pid -o verbose --output-fields=..."
+  sleep 0.5
+  journalctl --no-pager -t hubauthz HUBAUTHZ_DECISION=deny _PID="$hz_pid" --since "@$t0" -o verbose \
+    --output-fields=MESSAGE,PRIORITY,HUBAUTHZ_USER,HUBAUTHZ_GROUP,HUBAUTHZ_REASON,HUBAUTHZ_CONTAINER,HUBAUTHZ_SOURCE || true
+fi
 
 step "Cleaning up"

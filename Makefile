@@ -11,7 +11,7 @@ PLUGIN      ?= hubauthz
 PREFIX      ?= /usr/local
 SYSTEMD_DIR ?= /etc/systemd/system
 
-.PHONY: all build deps test lint demo clean plugin plugin-create plugin-push install uninstall
+.PHONY: all build deps test fuzz lint demo clean plugin plugin-create plugin-push install uninstall
 
 all: build
 
@@ -36,6 +36,16 @@ deps:
 
 test: deps
 	$(GO) test -count=1 -timeout 20m ./...
+	$(MAKE) fuzz FUZZTIME=10s
+
+# fuzz runs each fuzz target for FUZZTIME; go test -fuzz takes one package
+# and one target at a time. Seed corpora: authz/testdata/fuzz/<target>.
+FUZZTIME ?= 2m
+fuzz:
+	$(GO) test ./authz -run='^$$' -fuzz='^FuzzResolve$$' -fuzztime=$(FUZZTIME)
+	$(GO) test ./authz -run='^$$' -fuzz='^FuzzParseRoute$$' -fuzztime=$(FUZZTIME)
+	$(GO) test ./authz -run='^$$' -fuzz='^FuzzDecideCreate$$' -fuzztime=$(FUZZTIME)
+	$(GO) test ./authz -run='^$$' -fuzz='^FuzzDecideBody$$' -fuzztime=$(FUZZTIME)
 
 lint:
 	@out=$$(gofmt -l .); if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi

@@ -54,13 +54,16 @@ func ParseRoute(method, rawURI string) (r Route, ok bool) {
 		return Route{}, false
 	}
 	r.Method = strings.ToUpper(method)
-	rawPath, rawQuery, _ := strings.Cut(rawURI, "?")
-	if i := strings.IndexByte(rawPath, '#'); i >= 0 {
-		rawPath = rawPath[:i]
-	}
-	p, err := url.PathUnescape(rawPath)
-	if err != nil {
+	// Go's HTTP server, and so dockerd, parses the request target with
+	// url.ParseRequestURI and routes on the decoded path: an absolute-form
+	// target (http://host/v1.41/containers/create) is routed by its path.
+	u, err := url.ParseRequestURI(rawURI)
+	if err != nil || u.Opaque != "" {
 		return Route{}, false
+	}
+	p, rawQuery := u.Path, u.RawQuery
+	if i := strings.IndexByte(p, '#'); i >= 0 {
+		p = p[:i] // dockerd would not route it; judging the rest is only stricter
 	}
 	p = path.Clean("/" + p)
 	if rest, ver, found := cutVersion(p); found {
@@ -102,7 +105,7 @@ func match(method, p string) (RouteKind, string) {
 			}
 		}
 	case "DELETE":
-		if name, ok := strings.CutPrefix(p, "/plugins/"); ok && name != "" && !strings.EqualFold(p, "/plugins/privileges") {
+		if name, ok := strings.CutPrefix(p, "/plugins/"); ok && name != "" {
 			return RoutePluginManage, name
 		}
 	}
@@ -111,13 +114,15 @@ func match(method, p string) (RouteKind, string) {
 
 // between returns the middle of p when p is prefix + middle + suffix, with
 // a non-empty middle, matching prefix and suffix without regard to case.
-// Container and service IDs have no slash; plugin names may have several.
+// As in dockerd's routes ({name:.*}), the middle may hold slashes: plugin
+// names do, and a legacy link name such as web/db finds a container too.
+// Only service IDs are a single segment.
 func between(p, prefix, suffix string) (string, bool) {
 	if len(p) <= len(prefix)+len(suffix) || !strings.EqualFold(p[:len(prefix)], prefix) || !strings.EqualFold(p[len(p)-len(suffix):], suffix) {
 		return "", false
 	}
 	mid := p[len(prefix) : len(p)-len(suffix)]
-	if prefix != "/plugins/" && strings.Contains(mid, "/") {
+	if prefix == "/services/" && strings.Contains(mid, "/") {
 		return "", false
 	}
 	return mid, true

@@ -27,7 +27,10 @@ func TestParseRoute(t *testing.T) {
 		{"container start", "POST", "/v1.41/containers/abc123/start", RouteContainerStart, "1.41", ""},
 		{"container start, encoded", "POST", "/v1.41/containers/abc123%2Fstart", RouteContainerStart, "1.41", ""},
 		{"container restart", "POST", "/containers/jupyter-bob/restart?t=5", RouteContainerRestart, "", ""},
-		{"container start with a slash in the id", "POST", "/containers/a/b/start", RouteOther, "", ""},
+		{"container start by a legacy link name", "POST", "/containers/web/db/start", RouteContainerStart, "", ""},
+		{"absolute-form create", "POST", "http://docker/v1.41/containers/create", RouteContainerCreate, "1.41", ""},
+		{"absolute-form with another scheme", "POST", "a:/containers/create", RouteContainerCreate, "", ""},
+		{"remove a plugin named privileges", "DELETE", "/plugins/privileges", RoutePluginManage, "", ""},
 		{"container stop", "POST", "/containers/abc/stop", RouteOther, "", ""},
 		{"service create", "POST", "/v1.41/services/create", RouteServiceCreate, "1.41", ""},
 		{"service update", "POST", "/v1.41/services/svc/update?version=2", RouteServiceUpdate, "1.41", ""},
@@ -58,6 +61,7 @@ func TestParseRouteRefusesBrokenRequests(t *testing.T) {
 		{"", "/containers/create"},
 		{"POST", ""},
 		{"POST", "/containers%ZZ/create"},
+		{"POST", "a:b/containers/create"},
 	} {
 		if _, ok := ParseRoute(tt.method, tt.uri); ok {
 			t.Errorf("ParseRoute(%q, %q) accepted a broken request", tt.method, tt.uri)

@@ -111,10 +111,10 @@ func testBypassClasses(t *testing.T, s *stack) {
 	})
 	t.Run("reused container after its owner left the group", func(t *testing.T) {
 		s.hub.AddMembers(t, group, "bob")
-		waitFor(t, 5*ttl, func() string { return s.tryMember(t, "bob", true) })
+		waitFor(t, settle, func() string { return s.tryMember(t, "bob", true) })
 		s.docker.MustDocker(t, "create", "--name", "jupyter-bob-old", "--network=none", label("bob"), "-v", s.docker.Socket+":/var/run/docker.sock", dockertest.Image, "sleep", "30")
 		s.hub.RemoveMembers(t, group, "bob")
-		waitFor(t, 5*ttl, func() string { return s.tryMember(t, "bob", false) })
+		waitFor(t, settle, func() string { return s.tryMember(t, "bob", false) })
 		_, stderr, err := s.docker.Docker(t, "start", "jupyter-bob-old")
 		if err == nil || !strings.Contains(stderr, notMember) {
 			t.Fatalf("stopped container with the socket started for a former member: %v %q", err, stderr)
@@ -174,6 +174,7 @@ func testBodiesAndRoutes(t *testing.T, s *stack) {
 		{"deprecated top-level binds", "/v1.41/containers/create", plain, bobBody(`,"Binds":["` + s.docker.Socket + `:/s"]`), ""},
 		{"encoded slash in the path", "/v1.41/containers%2Fcreate", plain, bobBody(bind), ""},
 		{"unversioned path", "/containers/create", plain, bobBody(bind), ""},
+		{"absolute-form request target", "http://docker/v1.41/containers/create", plain, bobBody(bind), notMember},
 		{"odd version", "/v1.4/containers/create", plain, bobBody(bind), ""},
 		{"body over 1 MiB", "/v1.41/containers/create", plain, bobBody(`,"Env":["PAD=` + strings.Repeat("x", 1<<20) + `"]` + bind), "cannot inspect request body"},
 		{"body over 1 MiB without the socket", "/v1.41/containers/create", plain, bobBody(`,"Env":["PAD=` + strings.Repeat("x", 1<<20) + `"]`), "cannot inspect request body"},

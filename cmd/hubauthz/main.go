@@ -30,41 +30,52 @@ func main() {
 	os.Exit(run(os.Args[1:], os.Getenv, os.Stdout, os.Stderr))
 }
 
-// run is main without the process: it returns the exit code.
-func run(args []string, getenv func(string) string, stdout, stderr io.Writer) int {
-	cmd := "serve"
-	if len(args) > 0 && (args[0] == "serve" || args[0] == "version" || args[0] == "doctor" || args[0] == "check") {
-		cmd, args = args[0], args[1:]
-	}
-	switch cmd {
-	case "doctor":
-		return doctor(args, getenv, stdout, stderr)
-	case "check":
-		return checkCommand(args, getenv, stdout, stderr)
-	case "version":
+// command is one subcommand: it returns the exit code.
+type command func(args []string, getenv func(string) string, stdout, stderr io.Writer) int
+
+// commands are the subcommands; "serve" is the default.
+var commands = map[string]command{
+	"serve":  serveCommand,
+	"doctor": doctor,
+	"check":  checkCommand,
+	"version": func(_ []string, _ func(string) string, stdout, _ io.Writer) int {
 		fmt.Fprintln(stdout, "hubauthz", version)
 		return 0
-	default:
-		cfg, err := loadConfig(args, getenv)
-		if errors.Is(err, flag.ErrHelp) {
-			usage(stdout)
-			return 0
+	},
+}
+
+// run is main without the process: it returns the exit code.
+func run(args []string, getenv func(string) string, stdout, stderr io.Writer) int {
+	name := "serve"
+	if len(args) > 0 {
+		if _, ok := commands[args[0]]; ok {
+			name, args = args[0], args[1:]
 		}
-		if err != nil {
-			fmt.Fprintln(stderr, "hubauthz: invalid configuration:", err)
-			return 2
-		}
-		ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, syscall.SIGINT)
-		defer stop()
-		hup := make(chan os.Signal, 1)
-		signal.Notify(hup, syscall.SIGHUP)
-		defer signal.Stop(hup)
-		if err := serve(ctx, cfg, stderr, hup); err != nil {
-			fmt.Fprintln(stderr, "hubauthz:", err)
-			return 1
-		}
+	}
+	return commands[name](args, getenv, stdout, stderr)
+}
+
+// serveCommand runs the plugin until SIGTERM or SIGINT.
+func serveCommand(args []string, getenv func(string) string, stdout, stderr io.Writer) int {
+	cfg, err := loadConfig(args, getenv)
+	if errors.Is(err, flag.ErrHelp) {
+		usage(stdout)
 		return 0
 	}
+	if err != nil {
+		fmt.Fprintln(stderr, "hubauthz: invalid configuration:", err)
+		return 2
+	}
+	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, syscall.SIGINT)
+	defer stop()
+	hup := make(chan os.Signal, 1)
+	signal.Notify(hup, syscall.SIGHUP)
+	defer signal.Stop(hup)
+	if err := serve(ctx, cfg, stderr, hup); err != nil {
+		fmt.Fprintln(stderr, "hubauthz:", err)
+		return 1
+	}
+	return 0
 }
 
 // usage prints the subcommands and every setting with its flag.
@@ -85,28 +96,14 @@ func usage(w io.Writer) {
 // membership cache (SIGHUP), so that a revoked user is refused at once.
 func serve[T any](ctx context.Context, cfg *config, logw io.Writer, flush <-chan T) error {
 	log := newLogger(logw, cfg.LogLevel)
-	audit, err := newAuditor(log, cfg.Journal)
+	p, h, closeAll, err := newPlugin(cfg, log)
 	if err != nil {
 		return err
 	}
-	m := newMetrics()
-	h, err := hub.New(hub.Config{
-		URL: cfg.HubURL, Token: cfg.HubToken, CAFile: cfg.HubCAFile,
-		Timeout: cfg.HubTimeout, TTL: cfg.CacheTTL, Observer: m,
-		OnRecreate: func(group string) { audit.groupRecreated(group); m.recreations.Inc() },
-	})
-	if err != nil {
-		return err
-	}
-	inspector, err := docker.New(cfg.DockerHost, cfg.DockerTimeout, 4096)
-	if err != nil {
-		return err
-	}
-	defer inspector.Close()
-	inspector.Observe = m.inspection
+	defer closeAll()
 	var metricsDone <-chan error
 	if cfg.MetricsAddr != "" {
-		addr, done, err := m.serve(ctx, cfg.MetricsAddr)
+		addr, done, err := p.metrics.serve(ctx, cfg.MetricsAddr)
 		if err != nil {
 			return fmt.Errorf("metrics listener: %w", err)
 		}
@@ -118,9 +115,6 @@ func serve[T any](ctx context.Context, cfg *config, logw io.Writer, flush <-chan
 		return err
 	}
 	defer os.Remove(cfg.Socket)
-	// One decision may inspect, then ask the hub; neither may block dockerd long.
-	timeout := cfg.HubTimeout + 2*cfg.DockerTimeout + time.Second
-	p := &plugin{az: authz.New(cfg.authzConfig(), h, inspector), audit: audit, metrics: m, timeout: timeout}
 	done := make(chan error, 1)
 	go func() { done <- authorization.NewHandler(p).Serve(l) }()
 	log.WithFields(logrus.Fields{"socket": cfg.Socket, "group": cfg.Group, "version": version}).Info("hubauthz serving")
@@ -140,6 +134,33 @@ func serve[T any](ctx context.Context, cfg *config, logw io.Writer, flush <-chan
 			return nil
 		}
 	}
+}
+
+// newPlugin wires the rule to its hub, its Docker inspector, its audit and
+// its metrics. closeAll releases what it opened.
+func newPlugin(cfg *config, log *logrus.Logger) (p *plugin, h *hub.Hub, closeAll func(), err error) {
+	audit, err := newAuditor(log, cfg.Journal)
+	if err != nil {
+		return nil, nil, nil, err
+	}
+	m := newMetrics()
+	h, err = hub.New(hub.Config{
+		URL: cfg.HubURL, Token: cfg.HubToken, CAFile: cfg.HubCAFile,
+		Timeout: cfg.HubTimeout, TTL: cfg.CacheTTL, Observer: m,
+		OnRecreate: func(group string) { audit.groupRecreated(group); m.recreations.Inc() },
+	})
+	if err != nil {
+		return nil, nil, nil, err
+	}
+	inspector, err := docker.New(cfg.DockerHost, cfg.DockerTimeout, 4096)
+	if err != nil {
+		return nil, nil, nil, err
+	}
+	inspector.Observe = m.inspection
+	// One decision may inspect, then ask the hub; neither may block dockerd long.
+	timeout := cfg.HubTimeout + 2*cfg.DockerTimeout + time.Second
+	p = &plugin{az: authz.New(cfg.authzConfig(), h, inspector), audit: audit, metrics: m, timeout: timeout}
+	return p, h, func() { _ = inspector.Close() }, nil
 }
 
 // ensureGroup makes sure the group exists at start-up. A hub that is down

@@ -42,7 +42,7 @@ func New(host string, timeout time.Duration, cacheSize int) (*Inspector, error) 
 	if host == "" {
 		host = client.DefaultDockerHost
 	}
-	cli, err := client.New(client.WithHost(host), client.WithAPIVersionNegotiation())
+	cli, err := client.New(client.WithHost(host)) // negotiates the API version (dockerd 20.10 speaks 1.41)
 	if err != nil {
 		return nil, fmt.Errorf("docker: client for %s: %w", host, err)
 	}

@@ -135,6 +135,10 @@ func (a *Authorizer) judge(ctx context.Context, d Decision, owner Owner, ownerEr
 		d.Reason = ReasonHubError
 		return deny(d, "%s is refused for user %q because membership of group %q could not be checked: %v.",
 			path, owner.User, a.cfg.Group, err)
+	case !member && (d.Route.Kind == RouteContainerStart || d.Route.Kind == RouteContainerRestart):
+		d.Reason = ReasonNotMember
+		return deny(d, "user %q is not in the JupyterHub group %q, so this stored container, which mounts %s, cannot start; ask a hub admin to add you to %q, or remove the container so that a new server is created without it.",
+			owner.User, a.cfg.Group, path, a.cfg.Group)
 	case !member:
 		d.Reason = ReasonNotMember
 		return deny(d, "user %q is not in the JupyterHub group %q, so %s cannot be mounted; ask a hub admin to add you to %q, then restart your server.",

@@ -30,12 +30,13 @@ type Decision struct {
 	Container string // the ?name= of a create, if any
 	Image     string
 	Exposures []Exposure
+	Audit     bool // audit this allow although it involves no protected path
 }
 
 // Audited reports whether the decision must produce an audit record: every
 // deny, and every allow that involves a protected path.
 func (d Decision) Audited() bool {
-	return !d.Allow || len(d.Exposures) > 0
+	return !d.Allow || len(d.Exposures) > 0 || d.Audit
 }
 
 // Sources returns the host sources of the decision's exposures.

@@ -109,7 +109,7 @@ func TestDecideWithInspections(t *testing.T) {
 		{name: "volumes-from a container that borrowed the socket", body: `{` + bob + `,"HostConfig":{"VolumesFrom":["borrower"]}}`, reason: ReasonNotMember},
 		{name: "volumes-from a container without the socket", body: `{` + bob + `,"HostConfig":{"VolumesFrom":["plain"]}}`, allow: true, reason: ReasonNoExposure},
 		{name: "volumes-from a missing container", body: `{` + bob + `,"HostConfig":{"VolumesFrom":["ghost"]}}`, reason: ReasonInspectFailed, msgHas: "ghost"},
-		{name: "start of a stored container with the socket, owner left the group", uri: "/v1.41/containers/jupyter-bob/start", reason: ReasonNotMember, msgHas: `"bob"`},
+		{name: "start of a stored container with the socket, owner left the group", uri: "/v1.41/containers/jupyter-bob/start", reason: ReasonNotMember, msgHas: "remove the container"},
 		{name: "restart of a stored container with the socket, owner left the group", uri: "/v1.41/containers/jupyter-bob/restart?t=10", reason: ReasonNotMember},
 		{name: "start of a stored container with the socket, owner in the group", uri: "/v1.41/containers/jupyter-alice/start", allow: true, reason: ReasonMember},
 		{name: "start of a stored container without the socket", uri: "/containers/jupyter-bob-plain/start", allow: true, reason: ReasonNoExposure},
@@ -123,11 +123,11 @@ func TestDecideWithInspections(t *testing.T) {
 		{name: "service with no body", uri: "/v1.41/services/create", body: ``, reason: ReasonBadBody},
 		{name: "symlink to the socket's directory", body: `{` + bob + `,"HostConfig":{"Binds":["/srv/link/docker.sock:/s"]}}`, cfg: Config{Resolver: linkResolver{}}, reason: ReasonNotMember, msgHas: "/srv/link/docker.sock"},
 		{name: "symlink that cannot be resolved", body: `{` + bob + `,"HostConfig":{"Binds":["/srv/loop:/s"]}}`, cfg: Config{Resolver: failingResolver{}}, reason: ReasonInspectFailed, msgHas: "too many links"},
-		{name: "disable hubauthz", uri: "/v1.41/plugins/hubauthz:latest/disable", reason: ReasonSelfProtection, msgHas: "HUBAUTHZ_ALLOW_SELF_MANAGEMENT"},
+		{name: "disable hubauthz", uri: "/v1.41/plugins/hubauthz:latest/disable", reason: ReasonSelfProtection, msgHas: "authorization-plugins"},
 		{name: "set hubauthz", uri: "/v1.41/plugins/hubauthz:latest/set", body: `["HUBAUTHZ_PROTECTED_PATHS=/nothing"]`, reason: ReasonSelfProtection},
 		{name: "upgrade hubauthz", uri: "/plugins/hubauthz:latest/upgrade?remote=evil", reason: ReasonSelfProtection},
 		{name: "remove hubauthz", method: "DELETE", uri: "/v1.41/plugins/hubauthz:latest?force=1", reason: ReasonSelfProtection},
-		{name: "disable hubauthz with self-management allowed", uri: "/v1.41/plugins/hubauthz:latest/disable", cfg: Config{AllowSelfManagement: true}, allow: true, reason: ReasonUnguarded},
+		{name: "disable hubauthz with self-management allowed", uri: "/v1.41/plugins/hubauthz:latest/disable", cfg: Config{AllowSelfManagement: true}, allow: true, reason: ReasonSelfProtection},
 		{name: "disable another plugin", uri: "/v1.41/plugins/other:latest/disable", allow: true, reason: ReasonUnguarded},
 		{name: "disable an unknown plugin", uri: "/v1.41/plugins/nope/disable", allow: true, reason: ReasonUnguarded},
 		{name: "plugin inspection fails", uri: "/v1.41/plugins/hubauthz:latest/disable", inspectErr: errors.New("EOF"), reason: ReasonInspectFailed},
@@ -144,6 +144,9 @@ func TestDecideWithInspections(t *testing.T) {
 				uri = tt.uri
 			}
 			d := testAuthorizerWith(t, members, fi, tt.cfg).Decide(context.Background(), Request{Method: method, URI: uri, Body: []byte(tt.body)})
+			if tt.cfg.AllowSelfManagement && !d.Audited() {
+				t.Errorf("allowed self-management is not audited")
+			}
 			if d.Allow != tt.allow || d.Reason != tt.reason || !strings.Contains(d.Msg, tt.msgHas) {
 				t.Fatalf("Decide = allow %v reason %q msg %q; want allow %v reason %q msg containing %q", d.Allow, d.Reason, d.Msg, tt.allow, tt.reason, tt.msgHas)
 			}

@@ -13,7 +13,7 @@ func (a *Authorizer) selfProtection(ctx context.Context, d Decision) Decision {
 	name := d.Route.Target
 	d.Container = ""
 	d.Allow, d.Reason = true, ReasonUnguarded
-	if a.cfg.AllowSelfManagement {
+	if a.inspect == nil && a.cfg.AllowSelfManagement {
 		return d
 	}
 	if a.inspect == nil {
@@ -32,7 +32,11 @@ func (a *Authorizer) selfProtection(ctx context.Context, d Decision) Decision {
 		return d
 	}
 	d.Reason = ReasonSelfProtection
-	return deny(d, "plugin %q is hubauthz, the guard of the Docker socket, so %s %s is refused; for maintenance set HUBAUTHZ_ALLOW_SELF_MANAGEMENT=true (see docs/security.md).",
+	if a.cfg.AllowSelfManagement {
+		d.Audit = true // allowed, but an admin must be able to see it happened
+		return d
+	}
+	return deny(d, "plugin %q is hubauthz, the guard of the Docker socket, so %s %s is refused; for maintenance take it out of \"authorization-plugins\" in daemon.json and reload dockerd first (see docs/security.md).",
 		p.Name, d.Route.Method, d.Route.Path)
 }
 

@@ -30,12 +30,18 @@ func startManaged(t *testing.T, env map[string]string) *stack {
 	name := fmt.Sprintf("hubauthz-e2e-%d-%d", os.Getpid(), pluginSeq.Add(1))
 	s.name = name + ":latest"
 	s.docker.MustDocker(t, "plugin", "create", name, dir)
+	// The token goes in a root-only file on the host, read through the
+	// plugin's /host mount, as docs/install.md tells admins to do.
+	tokenFile := filepath.Join(t.TempDir(), "token")
+	if err := os.WriteFile(tokenFile, []byte(s.hub.Token+"\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
 	settings := map[string]string{
-		"JUPYTERHUB_API_URL":       s.hub.APIURL,
-		"JUPYTERHUB_API_TOKEN":     s.hub.Token,
-		"HUBAUTHZ_PROTECTED_PATHS": "/var/run/docker.sock," + s.docker.Socket,
-		"HUBAUTHZ_CACHE_TTL":       ttl.String(),
-		"docker-socket.source":     s.docker.Socket,
+		"JUPYTERHUB_API_URL":        s.hub.APIURL,
+		"JUPYTERHUB_API_TOKEN_FILE": "/host" + tokenFile,
+		"HUBAUTHZ_PROTECTED_PATHS":  "/var/run/docker.sock," + s.docker.Socket,
+		"HUBAUTHZ_CACHE_TTL":        ttl.String(),
+		"docker-socket.source":      s.docker.Socket,
 	}
 	for k, v := range env {
 		settings[k] = v

@@ -53,7 +53,13 @@ func (a *auditor) decision(d authz.Decision) {
 		decision = "deny"
 	}
 	msg := d.Msg
-	if msg == "" {
+	switch {
+	case msg != "":
+	case d.Reason == authz.ReasonSelfProtection:
+		msg = fmt.Sprintf("allowed %s %s on hubauthz itself (HUBAUTHZ_ALLOW_SELF_MANAGEMENT=true)", d.Route.Method, d.Route.Path)
+	case d.User == "":
+		msg = fmt.Sprintf("allowed %s for a container with no hub owner (%s)", strings.Join(d.Sources(), ","), d.Reason)
+	default:
 		msg = fmt.Sprintf("allowed %s for %q (%s)", strings.Join(d.Sources(), ","), d.User, d.Reason)
 	}
 	a.record(!d.Allow, msg, logrus.Fields{

@@ -126,7 +126,7 @@ func validate(get func(string) string) (*config, error) {
 		return nil, err
 	}
 	if c.LogLevel, err = logrus.ParseLevel(get("HUBAUTHZ_LOG_LEVEL")); err != nil {
-		return nil, fmt.Errorf("HUBAUTHZ_LOG_LEVEL: %w", err)
+		return nil, fmt.Errorf("HUBAUTHZ_LOG_LEVEL must be debug, info, warn or error, not %q", get("HUBAUTHZ_LOG_LEVEL"))
 	}
 	if err := c.validateDocker(get); err != nil {
 		return nil, err

@@ -71,12 +71,24 @@ func serveCommand(args []string, getenv func(string) string, stdout, stderr io.W
 	hup := make(chan os.Signal, 1)
 	signal.Notify(hup, syscall.SIGHUP)
 	defer signal.Stop(hup)
-	if err := serve(ctx, cfg, stderr, hup); err != nil {
+	err = serve(ctx, cfg, stderr, hup)
+	var ce configError
+	switch {
+	case errors.As(err, &ce):
+		fmt.Fprintln(stderr, "hubauthz: invalid configuration:", ce.err)
+		return 2
+	case err != nil:
 		fmt.Fprintln(stderr, "hubauthz:", err)
 		return 1
 	}
 	return 0
 }
+
+// configError is a setting found wrong while wiring the parts (a hub URL,
+// a CA file, DOCKER_HOST, a journal that must be there).
+type configError struct{ err error }
+
+func (e configError) Error() string { return e.err.Error() }
 
 // usage prints the subcommands and every setting with its flag.
 func usage(w io.Writer) {
@@ -98,7 +110,7 @@ func serve[T any](ctx context.Context, cfg *config, logw io.Writer, flush <-chan
 	log := newLogger(logw, cfg.LogLevel)
 	p, h, closeAll, err := newPlugin(cfg, log)
 	if err != nil {
-		return err
+		return configError{err}
 	}
 	defer closeAll()
 	var metricsDone <-chan error

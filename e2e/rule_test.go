@@ -3,10 +3,12 @@ package e2e
 import (
 	"bytes"
 	"encoding/json"
+	"fmt"
 	"net/http"
 	"os"
 	"path/filepath"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -27,11 +29,25 @@ const (
 func label(user string) string { return "--label=" + ownerLabel + "=" + user }
 
 // run starts a short-lived container and returns its output.
+// It does not use --rm: when the create is allowed but the start is
+// refused (membership changed in between), docker run --rm waits forever
+// for a removal that never comes. The container is removed afterwards.
 func (s *stack) run(t *testing.T, args ...string) (string, string, error) {
 	t.Helper()
-	full := append([]string{"run", "--rm", "--network=none"}, args...)
-	return s.docker.Docker(t, full...)
+	name := fmt.Sprintf("run-%d", runSeq.Add(1))
+	for i, a := range args {
+		if a == "--name" && i+1 < len(args) {
+			name, args = args[i+1], append(append([]string{}, args[:i]...), args[i+2:]...)
+			break
+		}
+	}
+	full := append([]string{"run", "--name", name, "--network=none"}, args...)
+	stdout, stderr, err := s.docker.Docker(t, full...)
+	_, _, _ = s.docker.Docker(t, "rm", "-f", name)
+	return stdout, stderr, err
 }
+
+var runSeq atomic.Int64
 
 // socketArgs mounts the private dockerd's socket as a member would.
 func (s *stack) socketArgs() []string {

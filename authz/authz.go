@@ -6,8 +6,10 @@
 package authz
 
 import (
+	"bytes"
 	"context"
 	"fmt"
+	"regexp"
 )
 
 // Membership answers whether a hub user belongs to a group.
@@ -61,14 +63,26 @@ func (a *Authorizer) Decide(ctx context.Context, req Request) Decision {
 	switch route.Kind {
 	case RouteOther:
 		return Decision{Allow: true, Route: route, Reason: ReasonUnguarded}
+	case RouteContainerRename:
+		a.forget()
+		return Decision{Allow: true, Route: route, Reason: ReasonUnguarded}
 	case RoutePluginManage:
 		return a.selfProtection(ctx, d)
 	case RouteContainerCreate:
+		if fullID.MatchString(route.Name) {
+			a.forget() // the new name is another container's ID
+		}
 		w, err = decodeCreate(req.Body)
-	case RouteServiceCreate, RouteServiceUpdate:
+	case RouteServiceUpdate:
+		if route.Rollback {
+			d.Reason = ReasonInspectFailed
+			return deny(d, "hubauthz cannot judge a rollback to a service's previous spec, so it is refused; update the service with the spec you want instead.")
+		}
+		w, err = decodeService(req.Body)
+	case RouteServiceCreate:
 		w, err = decodeService(req.Body)
 	case RouteContainerStart, RouteContainerRestart:
-		return a.decideStored(ctx, d)
+		return a.decideStored(ctx, d, req.Body)
 	}
 	if err != nil {
 		d.Reason = ReasonBadBody
@@ -78,8 +92,18 @@ func (a *Authorizer) Decide(ctx context.Context, req Request) Decision {
 }
 
 // decideStored decides the start of a stored container again, with today's
-// membership: its mounts were fixed when it was created.
-func (a *Authorizer) decideStored(ctx context.Context, d Decision) Decision {
+// membership: its mounts were fixed when it was created. API versions before
+// 1.24 still take a host config in the start body, which dockerd applies;
+// what such a body asks for is judged too.
+func (a *Authorizer) decideStored(ctx context.Context, d Decision, body []byte) Decision {
+	var extra workload
+	if len(bytes.TrimSpace(body)) > 0 {
+		var err error
+		if extra, err = decodeCreate(body); err != nil {
+			d.Reason = ReasonBadBody
+			return deny(d, "hubauthz cannot inspect request body (%v), so the request is denied.", err)
+		}
+	}
 	d.Container = d.Route.Target
 	if a.inspect == nil {
 		d.Reason = ReasonInspectFailed
@@ -93,8 +117,23 @@ func (a *Authorizer) decideStored(ctx context.Context, d Decision) Decision {
 	if c.Name != "" {
 		d.Container = c.Name
 	}
-	return a.decideWorkload(ctx, d, containerWorkload(c))
+	w := containerWorkload(c)
+	w.binds = append(w.binds, extra.binds...)
+	w.mounts = append(w.mounts, extra.mounts...)
+	w.volumesFrom = append(w.volumesFrom, extra.volumesFrom...)
+	w.pidModes = append(w.pidModes, extra.pidModes...)
+	return a.decideWorkload(ctx, d, w)
 }
+
+// forget drops the Inspector's container cache, if it has one.
+func (a *Authorizer) forget() {
+	if f, ok := a.inspect.(Forgetter); ok {
+		f.Forget()
+	}
+}
+
+// fullID matches a full container ID.
+var fullID = regexp.MustCompile(`^[0-9a-f]{64}$`)
 
 // decideWorkload finds the exposures of w and judges them.
 func (a *Authorizer) decideWorkload(ctx context.Context, d Decision, w workload) Decision {

@@ -27,7 +27,24 @@ var errNoBody = errors.New("the request body was not forwarded to the plugin")
 // decodeJSON decodes body into v with encoding/json, exactly as dockerd
 // does: keys match case-insensitively and the last duplicate wins. Content
 // after the first JSON value is refused rather than ignored.
-func decodeJSON(body []byte, v any) error {
+//
+// A body that json.Unmarshal accepts (one JSON value, JSON whitespace
+// around it) decodes to the same value through json.Unmarshal as through
+// a json.Decoder, without the Decoder's buffer and copy; that is every
+// body a Docker client sends. Anything else is decoded again, from zero,
+// the Decoder's way, so that what is accepted and every error message
+// stay exactly as they were.
+func decodeJSON[T any](body []byte, v *T) error {
+	if json.Unmarshal(body, v) == nil {
+		return nil
+	}
+	var zero T
+	*v = zero
+	return decodeJSONSlow(body, v)
+}
+
+// decodeJSONSlow is decodeJSON for the bodies json.Unmarshal refuses.
+func decodeJSONSlow(body []byte, v any) error {
 	if len(bytes.TrimSpace(body)) == 0 {
 		return errNoBody
 	}
@@ -56,6 +73,9 @@ func decodeCreate(body []byte) (workload, error) {
 			w.binds = append(w.binds, hc.Binds...)
 			w.mounts = append(w.mounts, mountSpecs(hc.Mounts)...)
 			w.volumesFrom = append(w.volumesFrom, hc.VolumesFrom...)
+			if hc.PidMode != "" {
+				w.pidModes = append(w.pidModes, string(hc.PidMode))
+			}
 		}
 	}
 	return w, nil

@@ -51,6 +51,35 @@ func NewProtectedPaths(paths []string) (ProtectedPaths, error) {
 	return pp, nil
 }
 
+// With returns pp with more paths added (duplicates are skipped).
+func (pp ProtectedPaths) With(paths ...string) (ProtectedPaths, error) {
+	all := append(append([]string{}, pp.paths...), paths...)
+	seen := map[string]bool{}
+	var uniq []string
+	for _, p := range all {
+		if c := path.Clean(strings.TrimSpace(p)); !seen[c] {
+			seen[c] = true
+			uniq = append(uniq, p)
+		}
+	}
+	return NewProtectedPaths(uniq)
+}
+
+// Resolved returns pp where each path is also known by the name its
+// symlinks resolve to on the host (a socket under a linked directory).
+// A path that cannot be resolved keeps its given spellings.
+func (pp ProtectedPaths) Resolved(r Resolver) ProtectedPaths {
+	out := ProtectedPaths{paths: pp.paths}
+	for i, p := range pp.paths {
+		sp := append([]string{}, pp.spelling[i]...)
+		if res, err := r.Resolve(p); err == nil && res != p {
+			sp = append(sp, spellings(res)...)
+		}
+		out.spelling = append(out.spelling, sp)
+	}
+	return out
+}
+
 // Paths returns the cleaned protected paths.
 func (pp ProtectedPaths) Paths() []string { return pp.paths }
 

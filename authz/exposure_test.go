@@ -1,6 +1,9 @@
 package authz
 
-import "testing"
+import (
+	"strings"
+	"testing"
+)
 
 func TestExposes(t *testing.T) {
 	pp, err := NewProtectedPaths([]string{"/var/run/docker.sock", "/srv/hub/secret.sock"})
@@ -68,5 +71,32 @@ func TestProtectedPathUnderRunCoversVarRun(t *testing.T) {
 		if _, ok := pp.Exposes(s); !ok {
 			t.Errorf("%q does not expose /run/user/1000/docker.sock", s)
 		}
+	}
+}
+
+type prefixResolver struct{ from, to string }
+
+func (r prefixResolver) Resolve(s string) (string, error) {
+	if rest, ok := strings.CutPrefix(s, r.from); ok {
+		return r.to + rest, nil
+	}
+	return s, nil
+}
+
+// TestProtectedPathsResolvedThroughTheHostRoot: a protected socket under a
+// linked directory is also protected under the directory's real name.
+func TestProtectedPathsResolvedThroughTheHostRoot(t *testing.T) {
+	pp, err := NewProtectedPaths([]string{"/srv/sockets/docker.sock"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	pp = pp.Resolved(prefixResolver{"/srv", "/data/srv"})
+	for _, src := range []string{"/data/srv/sockets/docker.sock", "/data/srv", "/data", "/srv/sockets"} {
+		if _, ok := pp.Exposes(src); !ok {
+			t.Errorf("%s does not expose the resolved socket", src)
+		}
+	}
+	if _, ok := pp.Exposes("/data/other"); ok {
+		t.Error("/data/other exposes the socket")
 	}
 }

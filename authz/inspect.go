@@ -29,7 +29,15 @@ type Container struct {
 	Binds       []string
 	Mounts      []MountSpec
 	VolumesFrom []string
+	PidMode     string       // "host", "container:<name>" or empty
 	MountPoints []MountPoint // what dockerd registered at create, inherited mounts included
+}
+
+// Forgetter is implemented by an Inspector that caches containers. Forget
+// drops the cache when a container is removed or renamed, so that a name
+// can never come to mean a cached container it no longer is.
+type Forgetter interface {
+	Forget()
 }
 
 // MountSpec is a requested mount (HostConfig.Mounts or a service's

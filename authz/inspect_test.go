@@ -14,6 +14,7 @@ type fakeInspector struct {
 	volumes    map[string]Volume
 	plugins    map[string]Plugin
 	err        error
+	forgets    int
 }
 
 func newFakeInspector() *fakeInspector {
@@ -29,11 +30,15 @@ func newFakeInspector() *fakeInspector {
 				MountPoints: []MountPoint{{Type: "bind", Source: "/run/docker.sock"}}},
 			"jupyter-bob-plain": {ID: "b0b2", Name: "/jupyter-bob-plain", Env: []string{"JUPYTERHUB_USER=bob"},
 				MountPoints: []MountPoint{{Type: "volume", Name: "jupyterhub-user-bob", Source: "/var/lib/docker/volumes/jupyterhub-user-bob/_data"}}},
-			"borrower": {ID: "b0rr0w", Name: "/borrower", VolumesFrom: []string{"hub:ro"}},
+			"borrower":   {ID: "b0rr0w", Name: "/borrower", VolumesFrom: []string{"hub:ro"}},
+			"pid-sharer": {ID: "p1d", Name: "/pid-sharer", Labels: map[string]string{"hub.jupyter.org/username": "bob"}, PidMode: "container:hub"},
 		},
 		volumes: map[string]Volume{
 			"jupyterhub-user-bob": {Name: "jupyterhub-user-bob", Driver: "local"},
 			"sockvol":             {Name: "sockvol", Driver: "local", Options: map[string]string{"type": "none", "o": "bind", "device": "/run"}},
+			"procvol":             {Name: "procvol", Driver: "local", Options: map[string]string{"type": "proc", "device": "proc"}},
+			"overlayvol":          {Name: "overlayvol", Driver: "local", Options: map[string]string{"type": "overlay", "o": "lowerdir=/run:/usr"}},
+			"nfsvol":              {Name: "nfsvol", Driver: "local", Options: map[string]string{"type": "nfs", "o": "addr=10.0.0.1", "device": ":/export/home"}},
 		},
 		plugins: map[string]Plugin{
 			"hubauthz:latest": {ID: "1d", Name: "hubauthz:latest", Entrypoint: []string{"/hubauthz"}, Socket: "hubauthz.sock"},
@@ -71,6 +76,9 @@ func (f *fakeInspector) Plugin(_ context.Context, name string) (Plugin, error) {
 	}
 	return Plugin{}, fmt.Errorf("no such plugin: %w", ErrNotFound)
 }
+
+// Forget counts how often the rule dropped the container cache.
+func (f *fakeInspector) Forget() { f.forgets++ }
 
 type failingResolver struct{}
 
@@ -123,6 +131,20 @@ func TestDecideWithInspections(t *testing.T) {
 		{name: "service with no body", uri: "/v1.41/services/create", body: ``, reason: ReasonBadBody},
 		{name: "symlink to the socket's directory", body: `{` + bob + `,"HostConfig":{"Binds":["/srv/link/docker.sock:/s"]}}`, cfg: Config{Resolver: linkResolver{}}, reason: ReasonNotMember, msgHas: "/srv/link/docker.sock"},
 		{name: "symlink that cannot be resolved", body: `{` + bob + `,"HostConfig":{"Binds":["/srv/loop:/s"]}}`, cfg: Config{Resolver: failingResolver{}}, reason: ReasonInspectFailed, msgHas: "too many links"},
+		{name: "start with a host config body (API before 1.24)", uri: "/v1.23/containers/jupyter-bob-plain/start", body: `{"Binds":["/var/run/docker.sock:/s"]}`, reason: ReasonNotMember},
+		{name: "start with a nested host config body", uri: "/v1.23/containers/jupyter-bob-plain/start", body: `{"HostConfig":{"VolumesFrom":["hub"]}}`, reason: ReasonNotMember},
+		{name: "start with an empty JSON body", uri: "/v1.41/containers/jupyter-bob-plain/start", body: `{}`, allow: true, reason: ReasonNoExposure},
+		{name: "start with an unreadable body", uri: "/v1.41/containers/jupyter-bob-plain/start", body: `{"Binds":`, reason: ReasonBadBody},
+		{name: "PidMode sharing the hub container's namespace", body: `{` + bob + `,"HostConfig":{"PidMode":"container:hub"}}`, reason: ReasonNotMember},
+		{name: "PidMode host", body: `{` + bob + `,"HostConfig":{"PidMode":"host"}}`, reason: ReasonNotMember, msgHas: "PidMode host"},
+		{name: "PidMode sharing a plain container's namespace", body: `{` + bob + `,"HostConfig":{"PidMode":"container:plain"}}`, allow: true, reason: ReasonNoExposure},
+		{name: "start of a stored container sharing the hub's PID namespace", uri: "/v1.41/containers/pid-sharer/start", reason: ReasonNotMember},
+		{name: "inline volume of type proc", body: `{` + bob + `,"HostConfig":{"Mounts":[{"Type":"volume","Target":"/hp","VolumeOptions":{"DriverConfig":{"Options":{"type":"proc","device":"/hostproc"}}}}]}}`, reason: ReasonNotMember, msgHas: "type=proc"},
+		{name: "stored volume of type proc", body: `{` + bob + `,"HostConfig":{"Binds":["procvol:/hp"]}}`, reason: ReasonNotMember},
+		{name: "stored overlay volume over the socket directory", body: `{` + bob + `,"HostConfig":{"Binds":["overlayvol:/o"]}}`, reason: ReasonNotMember},
+		{name: "nfs volume", body: `{` + bob + `,"HostConfig":{"Binds":["nfsvol:/home/jovyan"]}}`, allow: true, reason: ReasonNoExposure},
+		{name: "inline tmpfs volume", body: `{` + bob + `,"HostConfig":{"Mounts":[{"Type":"volume","Target":"/t","VolumeOptions":{"DriverConfig":{"Options":{"type":"tmpfs","device":"tmpfs"}}}}]}}`, allow: true, reason: ReasonNoExposure},
+		{name: "service rollback", uri: "/v1.41/services/svc/update?rollback=previous", body: `{"TaskTemplate":{"ContainerSpec":{"Image":"bb"}}}`, reason: ReasonInspectFailed, msgHas: "rollback"},
 		{name: "disable hubauthz", uri: "/v1.41/plugins/hubauthz:latest/disable", reason: ReasonSelfProtection, msgHas: "authorization-plugins"},
 		{name: "set hubauthz", uri: "/v1.41/plugins/hubauthz:latest/set", body: `["HUBAUTHZ_PROTECTED_PATHS=/nothing"]`, reason: ReasonSelfProtection},
 		{name: "upgrade hubauthz", uri: "/plugins/hubauthz:latest/upgrade?remote=evil", reason: ReasonSelfProtection},
@@ -151,5 +173,20 @@ func TestDecideWithInspections(t *testing.T) {
 				t.Fatalf("Decide = allow %v reason %q msg %q; want allow %v reason %q msg containing %q", d.Allow, d.Reason, d.Msg, tt.allow, tt.reason, tt.msgHas)
 			}
 		})
+	}
+}
+
+func TestRemovingOrRenamingContainersDropsTheCache(t *testing.T) {
+	for _, r := range []Request{
+		{Method: "DELETE", URI: "/v1.41/containers/old?force=1"},
+		{Method: "POST", URI: "/v1.41/containers/x/rename?name=" + strings.Repeat("ab", 32)},
+		{Method: "POST", URI: "/v1.41/containers/prune"},
+		{Method: "POST", URI: "/v1.41/containers/create?name=" + strings.Repeat("cd", 32), Body: []byte(`{"Image":"bb"}`)},
+	} {
+		fi := newFakeInspector()
+		d := testAuthorizerWith(t, &fakeMembers{}, fi, Config{}).Decide(context.Background(), r)
+		if !d.Allow || fi.forgets != 1 {
+			t.Errorf("%s %s: allow %v, cache dropped %d times; want an allow that drops it once", r.Method, r.URI, d.Allow, fi.forgets)
+		}
 	}
 }

@@ -18,6 +18,9 @@ const (
 	RouteServiceCreate    // POST /services/create
 	RouteServiceUpdate    // POST /services/{id}/update
 	RoutePluginManage     // POST /plugins/{name}/{disable,set,upgrade}, DELETE /plugins/{name}
+	// RouteContainerRename is DELETE /containers/{id}, POST /containers/{id}/rename and
+	// POST /containers/prune: allowed, but what names which container changes.
+	RouteContainerRename
 )
 
 var routeNames = map[RouteKind]string{
@@ -28,6 +31,7 @@ var routeNames = map[RouteKind]string{
 	RouteServiceCreate:    "/services/create",
 	RouteServiceUpdate:    "/services/{id}/update",
 	RoutePluginManage:     "/plugins/{name}",
+	RouteContainerRename:  "/containers/{id} (remove, rename, prune)",
 }
 
 // String returns the route pattern as it appears in audit records.
@@ -36,12 +40,13 @@ func (k RouteKind) String() string { return routeNames[k] }
 // Route is a request line as dockerd routes it: the method, the API version
 // prefix (if any) and the percent-decoded, cleaned path without the query.
 type Route struct {
-	Kind    RouteKind
-	Method  string
-	Path    string // decoded and cleaned, without the /v<version> prefix
-	Version string // "1.41" for /v1.41/..., empty when unversioned
-	Target  string // the {id} or {name} in the path: container, service or plugin
-	Name    string // the ?name= query parameter (container name), for messages only
+	Kind     RouteKind
+	Method   string
+	Path     string // decoded and cleaned, without the /v<version> prefix
+	Version  string // "1.41" for /v1.41/..., empty when unversioned
+	Target   string // the {id} or {name} in the path: container, service or plugin
+	Name     string // the ?name= query parameter (container name), for messages only
+	Rollback bool   // a service update that rolls back to the previous spec
 }
 
 // ParseRoute routes a raw request URI the way dockerd's router does.
@@ -62,8 +67,8 @@ func ParseRoute(method, rawURI string) (r Route, ok bool) {
 		return Route{}, false
 	}
 	p, rawQuery := u.Path, u.RawQuery
-	if i := strings.IndexByte(p, '#'); i >= 0 {
-		p = p[:i] // dockerd would not route it; judging the rest is only stricter
+	if !plainPath(p) {
+		return Route{}, false // no Docker object is named with these; a link alias might be
 	}
 	p = path.Clean("/" + p)
 	if rest, ver, found := cutVersion(p); found {
@@ -71,12 +76,29 @@ func ParseRoute(method, rawURI string) (r Route, ok bool) {
 	}
 	r.Path = p
 	r.Kind, r.Target = match(r.Method, p)
-	if r.Kind == RouteContainerCreate {
+	switch r.Kind {
+	case RouteContainerCreate:
 		if q, err := url.ParseQuery(rawQuery); err == nil {
 			r.Name = q.Get("name")
 		}
+	case RouteServiceUpdate:
+		q, err := url.ParseQuery(rawQuery)
+		r.Rollback = err != nil || q.Get("rollback") != ""
 	}
 	return r, true
+}
+
+// plainPath reports whether a decoded path is free of '#', spaces and
+// control characters. dockerd would route such a path to an object whose
+// name the plugin could not look up faithfully (the Docker client trims
+// spaces), so those requests are refused instead.
+func plainPath(p string) bool {
+	for i := 0; i < len(p); i++ {
+		if c := p[i]; c <= ' ' || c == 0x7f || c == '#' {
+			return false
+		}
+	}
+	return true
 }
 
 // match finds the guarded route for a cleaned, unversioned path.
@@ -99,6 +121,9 @@ func match(method, p string) (RouteKind, string) {
 		if id, ok := between(p, "/services/", "/update"); ok {
 			return RouteServiceUpdate, id
 		}
+		if _, ok := between(p, "/containers/", "/rename"); ok || lower == "/containers/prune" {
+			return RouteContainerRename, ""
+		}
 		for _, action := range []string{"/disable", "/set", "/upgrade"} {
 			if name, ok := between(p, "/plugins/", action); ok {
 				return RoutePluginManage, name
@@ -107,6 +132,9 @@ func match(method, p string) (RouteKind, string) {
 	case "DELETE":
 		if name, ok := strings.CutPrefix(p, "/plugins/"); ok && name != "" {
 			return RoutePluginManage, name
+		}
+		if _, ok := strings.CutPrefix(lower, "/containers/"); ok {
+			return RouteContainerRename, ""
 		}
 	}
 	return RouteOther, ""

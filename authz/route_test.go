@@ -41,6 +41,9 @@ func TestParseRoute(t *testing.T) {
 		{"plugin remove", "DELETE", "/v1.41/plugins/hubauthz?force=1", RoutePluginManage, "1.41", ""},
 		{"plugin enable", "POST", "/plugins/hubauthz/enable", RouteOther, "", ""},
 		{"plugin inspect", "GET", "/plugins/hubauthz/json", RouteOther, "", ""},
+		{"container remove", "DELETE", "/v1.41/containers/abc", RouteContainerRename, "1.41", ""},
+		{"container rename", "POST", "/v1.41/containers/abc/rename?name=x", RouteContainerRename, "1.41", ""},
+		{"container prune", "POST", "/v1.41/containers/prune", RouteContainerRename, "1.41", ""},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -62,6 +65,10 @@ func TestParseRouteRefusesBrokenRequests(t *testing.T) {
 		{"POST", ""},
 		{"POST", "/containers%ZZ/create"},
 		{"POST", "a:b/containers/create"},
+		{"POST", "/containers/web/x%23/start"},
+		{"POST", "/containers/web/x%20/start"},
+		{"POST", "/containers/create#x"},
+		{"GET", "/containers/a%00b/json"},
 	} {
 		if _, ok := ParseRoute(tt.method, tt.uri); ok {
 			t.Errorf("ParseRoute(%q, %q) accepted a broken request", tt.method, tt.uri)

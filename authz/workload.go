@@ -17,12 +17,13 @@ type workload struct {
 	binds       []string
 	mounts      []MountSpec
 	volumesFrom []string
+	pidModes    []string // HostConfig.PidMode, from every host config the request carries
 	mountPoints []MountPoint
 }
 
 func containerWorkload(c Container) workload {
 	return workload{image: c.Image, labels: []map[string]string{c.Labels}, env: c.Env, binds: c.Binds, mounts: c.Mounts,
-		volumesFrom: c.VolumesFrom, mountPoints: c.MountPoints}
+		volumesFrom: c.VolumesFrom, pidModes: []string{c.PidMode}, mountPoints: c.MountPoints}
 }
 
 // Resolver follows symlinks in a host path; HostRoot is the real one.
@@ -83,16 +84,43 @@ func (f *finder) workload(w workload, via string) error {
 			return err
 		}
 	}
+	for _, mode := range w.pidModes {
+		if err := f.pid(via, mode); err != nil {
+			return err
+		}
+	}
 	return nil
 }
 
-// mount judges a requested mount: its source, and a device named in its
-// inline volume driver options.
-func (f *finder) mount(via string, m MountSpec) error {
-	if dev := m.DriverOptions["device"]; dev != "" {
-		if err := f.host(via+".VolumeOptions", dev); err != nil {
-			return err
+// pid judges a shared PID namespace: /proc/<pid>/root of a process in it
+// reaches that process's mounts. Sharing a container's namespace borrows its
+// exposures; sharing the host's reaches every container's.
+func (f *finder) pid(via, mode string) error {
+	switch name, isContainer := strings.CutPrefix(mode, "container:"); {
+	case strings.EqualFold(mode, "host"):
+		f.all(via+"PidMode", "PidMode host")
+	case isContainer:
+		return f.container(via+"PidMode "+name+": ", name)
+	}
+	return nil
+}
+
+// all records an exposure of every protected path: what the request asks for
+// reaches them by some other way than a path.
+func (f *finder) all(via, what string) {
+	for _, e := range f.out {
+		if e.Source == what {
+			return
 		}
+	}
+	f.out = append(f.out, Exposure{Via: via, Source: what, Protected: f.pp.paths[0]})
+}
+
+// mount judges a requested mount: its source, and its inline volume
+// driver options.
+func (f *finder) mount(via string, m MountSpec) error {
+	if err := f.volumeOptions(via+".VolumeOptions", m.DriverOptions); err != nil {
+		return err
 	}
 	if m.Source == "" || strings.EqualFold(m.Type, "tmpfs") || strings.EqualFold(m.Type, "image") {
 		return nil
@@ -114,6 +142,9 @@ func (f *finder) source(via, src string) error {
 // host judges a host path, by its text and, through the Resolver, by what
 // its symlinks lead to.
 func (f *finder) host(via, src string) error {
+	if !path.IsAbs(src) {
+		return nil // not a host path: an NFS export, a tmpfs "device"
+	}
 	for _, e := range f.out {
 		if e.Source == src { // the same bind seen again, e.g. in Binds and in MountPoints
 			return nil
@@ -149,8 +180,22 @@ func (f *finder) volume(via, name string) error {
 	if err != nil {
 		return fmt.Errorf("cannot inspect volume %q: %w", name, err)
 	}
-	if dev := v.Options["device"]; dev != "" {
-		return f.host(via+" volume "+name, dev)
+	return f.volumeOptions(via+" volume "+name, v.Options)
+}
+
+// safeVolumeTypes are the local driver's filesystem types that cannot reach
+// the host's files: remote shares, memory, and a bind (judged by its device).
+var safeVolumeTypes = map[string]bool{"": true, "none": true, "tmpfs": true, "nfs": true, "nfs4": true, "cifs": true, "smb3": true}
+
+// volumeOptions judges local-driver volume options: a device path is a host
+// source, and any other filesystem type (proc, overlay with host lowerdirs,
+// a host disk) counts as exposing everything.
+func (f *finder) volumeOptions(via string, opts map[string]string) error {
+	if t := opts["type"]; !safeVolumeTypes[strings.ToLower(t)] {
+		f.all(via, "volume type="+t)
+	}
+	if dev := opts["device"]; dev != "" {
+		return f.host(via, dev)
 	}
 	return nil
 }

@@ -53,6 +53,11 @@ func New(host string, timeout time.Duration, cacheSize int) (*Inspector, error) 
 	return &Inspector{cli: cli, timeout: timeout, containers: cache}, nil
 }
 
+// Forget drops every cached container. The rule calls it when a container
+// is removed or renamed, because a name may be set to a removed container's
+// ID and would then resolve to another container than the cached one.
+func (i *Inspector) Forget() { i.containers.Purge() }
+
 // Close releases the client's connections.
 func (i *Inspector) Close() error { return i.cli.Close() }
 
@@ -77,7 +82,7 @@ func (i *Inspector) Container(ctx context.Context, idOrName string) (authz.Conta
 		c.Image, c.Labels, c.Env = in.Config.Image, in.Config.Labels, in.Config.Env
 	}
 	if hc := in.HostConfig; hc != nil {
-		c.Binds, c.VolumesFrom = hc.Binds, hc.VolumesFrom
+		c.Binds, c.VolumesFrom, c.PidMode = hc.Binds, hc.VolumesFrom, string(hc.PidMode)
 		for _, m := range hc.Mounts {
 			s := authz.MountSpec{Type: string(m.Type), Source: m.Source}
 			if m.VolumeOptions != nil && m.VolumeOptions.DriverConfig != nil {

@@ -165,3 +165,24 @@ func TestNewRejectsBadURLs(t *testing.T) {
 		}
 	}
 }
+
+// TestFlushDuringALookupIsNotUndone: an answer fetched before a SIGHUP flush
+// must not be cached afterwards, or a revoked user keeps access for a TTL.
+func TestFlushDuringALookupIsNotUndone(t *testing.T) {
+	srv, n := groupServer(t, 300*time.Millisecond, 200, `{"users":["alice"]}`)
+	h := newTestHub(t, srv.URL, 2*time.Second)
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		_, _ = h.IsMember(context.Background(), "docker-privileged", "alice")
+	}()
+	time.Sleep(100 * time.Millisecond) // the request is in flight
+	h.Flush()
+	<-done
+	if _, err := h.IsMember(context.Background(), "docker-privileged", "alice"); err != nil {
+		t.Fatal(err)
+	}
+	if got := n.Load(); got != 2 {
+		t.Fatalf("%d hub requests; want 2: the answer from before the flush must not be cached", got)
+	}
+}

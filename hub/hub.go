@@ -9,6 +9,7 @@ import (
 	"errors"
 	"fmt"
 	"slices"
+	"sync/atomic"
 	"time"
 
 	"github.com/hashicorp/golang-lru/v2/expirable"
@@ -48,6 +49,7 @@ type Hub struct {
 	members  *expirable.LRU[string, map[string]struct{}]
 	failures *expirable.LRU[string, error]
 	flight   singleflight.Group
+	gen      atomic.Uint64 // bumped by Flush; an answer fetched before a flush is not cached
 }
 
 // New returns a Hub for cfg. It does not contact the hub.
@@ -105,6 +107,7 @@ func (h *Hub) EnsureGroup(ctx context.Context, group string) error {
 
 // Flush forgets every cached answer, so that the next lookup asks the hub.
 func (h *Hub) Flush() {
+	h.gen.Add(1)
 	h.members.Purge()
 	h.failures.Purge()
 }
@@ -154,6 +157,7 @@ func (h *Hub) cached(group string) (map[string]struct{}, bool) {
 // and counts as empty; that answer is not cached, so members added right
 // after the recreation count at the next lookup.
 func (h *Hub) fetch(ctx context.Context, group string) (map[string]struct{}, error) {
+	gen := h.gen.Load()
 	start := time.Now()
 	users, err := h.client.getGroup(ctx, group)
 	h.cfg.Observer.Request("get-group", time.Since(start), ignoreNoGroup(err))
@@ -176,7 +180,9 @@ func (h *Hub) fetch(ctx context.Context, group string) (map[string]struct{}, err
 	for _, u := range users {
 		m[u] = struct{}{}
 	}
-	h.members.Add(group, m)
+	if h.gen.Load() == gen { // a flush meanwhile means this answer may be stale
+		h.members.Add(group, m)
+	}
 	return m, nil
 }
 

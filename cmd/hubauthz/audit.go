@@ -17,6 +17,15 @@ type auditor struct {
 	log     *logrus.Logger
 	journal journalMode
 	send    func(msg string, p journal.Priority, vars map[string]string) error
+	// queue, when set, hands journal records to one writer goroutine, so
+	// that a stuck journald never holds up a decision. nil sends inline.
+	queue chan journalRecord
+}
+
+type journalRecord struct {
+	msg  string
+	prio journal.Priority
+	vars map[string]string
 }
 
 // journalMode is HUBAUTHZ_JOURNAL.
@@ -32,7 +41,25 @@ func newAuditor(log *logrus.Logger, mode journalMode) (*auditor, error) {
 	if mode == journalOn && !journal.Enabled() {
 		return nil, fmt.Errorf("HUBAUTHZ_JOURNAL=on but the journal socket /run/systemd/journal/socket is not reachable")
 	}
-	return &auditor{log: log, journal: mode, send: journal.Send}, nil
+	a := &auditor{log: log, journal: mode, send: journal.Send}
+	if mode != journalOff {
+		a.queue = make(chan journalRecord, 1024)
+		go a.writeJournal()
+	}
+	return a, nil
+}
+
+// writeJournal sends queued records to journald, in order.
+func (a *auditor) writeJournal() {
+	for r := range a.queue {
+		a.sendNow(r)
+	}
+}
+
+func (a *auditor) sendNow(r journalRecord) {
+	if err := a.send(r.msg, r.prio, r.vars); err != nil && a.journal == journalOn {
+		a.log.WithError(err).Error("could not write the audit record to the journal")
+	}
 }
 
 func newLogger(w io.Writer, level logrus.Level) *logrus.Logger {
@@ -94,8 +121,15 @@ func (a *auditor) record(warn bool, msg string, f logrus.Fields) {
 	if a.journal == journalOff {
 		return
 	}
-	if err := a.send(msg, prio, journalFields(f)); err != nil && a.journal == journalOn {
-		a.log.WithError(err).Error("could not write the audit record to the journal")
+	r := journalRecord{msg, prio, journalFields(f)}
+	if a.queue == nil {
+		a.sendNow(r)
+		return
+	}
+	select {
+	case a.queue <- r:
+	default:
+		a.log.Error("journald is not keeping up; an audit record went to stderr only")
 	}
 }
 

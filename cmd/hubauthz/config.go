@@ -25,7 +25,7 @@ type setting struct {
 // config.json are checked against it by tests.
 var settings = []setting{
 	{"HUBAUTHZ_SOCKET", "socket", "/run/docker/plugins/hubauthz.sock", "unix socket the plugin serves on"},
-	{"HUBAUTHZ_PROTECTED_PATHS", "protected-paths", "/var/run/docker.sock", "comma-separated host paths that only group members may mount"},
+	{"HUBAUTHZ_PROTECTED_PATHS", "protected-paths", "/var/run/docker.sock,/run/containerd/containerd.sock", "comma-separated host paths that only group members may mount (the plugin socket directory /run/docker/plugins is always added)"},
 	{"HUBAUTHZ_OWNER_LABEL", "owner-label", "hub.jupyter.org/username", "comma-separated container label keys naming the owning hub user, in order of precedence"},
 	{"HUBAUTHZ_UNOWNED", "unowned", "allow", "allow or deny exposure for containers with no hub owner"},
 	{"HUBAUTHZ_GROUP", "group", "docker-privileged", "JupyterHub group whose members may mount protected paths"},
@@ -98,6 +98,11 @@ func validate(get func(string) string) (*config, error) {
 	var err error
 	if c.Protected, err = authz.NewProtectedPaths(strings.Split(get("HUBAUTHZ_PROTECTED_PATHS"), ",")); err != nil {
 		return nil, fmt.Errorf("HUBAUTHZ_PROTECTED_PATHS: %w", err)
+	}
+	// Whoever can write where dockerd finds authorization plugins can put a
+	// socket of their own in hubauthz's place.
+	if c.Protected, err = c.Protected.With(pluginSocketDir, filepath.Dir(c.Socket)); err != nil {
+		return nil, fmt.Errorf("HUBAUTHZ_SOCKET: %w", err)
 	}
 	c.OwnerLabels = splitList(get("HUBAUTHZ_OWNER_LABEL"))
 	switch get("HUBAUTHZ_UNOWNED") {
@@ -193,7 +198,12 @@ func splitList(s string) []string {
 	return out
 }
 
+// pluginSocketDir is where dockerd looks for plugin sockets, legacy and
+// managed (/run/docker/plugins/<id>/).
+const pluginSocketDir = "/run/docker/plugins"
+
 func (c *config) authzConfig() authz.Config {
-	return authz.Config{Protected: c.Protected, OwnerLabels: c.OwnerLabels, Group: c.Group, DenyUnowned: c.DenyUnowned,
-		AllowSelfManagement: c.AllowSelfManagement, Resolver: authz.NewHostRoot(c.HostRoot)}
+	root := authz.NewHostRoot(c.HostRoot)
+	return authz.Config{Protected: c.Protected.Resolved(root), OwnerLabels: c.OwnerLabels, Group: c.Group, DenyUnowned: c.DenyUnowned,
+		AllowSelfManagement: c.AllowSelfManagement, Resolver: root}
 }

@@ -20,7 +20,7 @@ func TestLoadConfigDefaults(t *testing.T) {
 	}
 	if cfg.Socket != "/run/docker/plugins/hubauthz.sock" || cfg.Group != "docker-privileged" || cfg.HubTimeout != 2*time.Second ||
 		cfg.CacheTTL != 30*time.Second || cfg.DenyUnowned || len(cfg.OwnerLabels) != 1 || cfg.OwnerLabels[0] != "hub.jupyter.org/username" ||
-		len(cfg.Protected.Paths()) != 1 || cfg.Protected.Paths()[0] != "/var/run/docker.sock" {
+		strings.Join(cfg.Protected.Paths(), ",") != "/var/run/docker.sock,/run/containerd/containerd.sock,/run/docker/plugins" {
 		t.Fatalf("defaults: %+v", cfg)
 	}
 }
@@ -82,5 +82,22 @@ func TestVersion(t *testing.T) {
 	var out bytes.Buffer
 	if code := run([]string{"version"}, envOf(nil), &out, &out); code != 0 || !strings.HasPrefix(out.String(), "hubauthz ") {
 		t.Fatalf("version: exit %d, %q", code, out.String())
+	}
+}
+
+// TestPluginSocketDirectoryIsAlwaysProtected: whoever can bind the directory
+// where dockerd finds plugin sockets can replace hubauthz's socket with one
+// that allows everything, so it is protected whatever the setting says.
+func TestPluginSocketDirectoryIsAlwaysProtected(t *testing.T) {
+	cfg, err := loadConfig([]string{"--protected-paths", "/srv/only.sock", "--socket", "/srv/plugins/hz.sock"},
+		envOf(map[string]string{"JUPYTERHUB_API_URL": "http://hub/api", "JUPYTERHUB_API_TOKEN": "t"}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	pp := cfg.authzConfig().Protected
+	for _, src := range []string{"/run/docker/plugins", "/var/run/docker", "/srv/plugins", "/srv/only.sock"} {
+		if _, ok := pp.Exposes(src); !ok {
+			t.Errorf("%s is not protected", src)
+		}
 	}
 }

@@ -109,6 +109,21 @@ func testBypassClasses(t *testing.T, s *stack) {
 		s.docker.MustDocker(t, "create", "--name", "hubctr", "-v", s.docker.Socket+":/var/run/docker.sock", dockertest.Image, "true")
 		s.denied(t, notMember, "create", label("bob"), "--volumes-from", "hubctr:ro", dockertest.Image, "true")
 	})
+	t.Run("PID namespace of a container holding the socket", func(t *testing.T) {
+		s.denied(t, notMember, "create", label("bob"), "--pid", "container:hubctr", dockertest.Image, "true")
+		s.denied(t, notMember, "create", label("bob"), "--pid", "host", dockertest.Image, "true")
+	})
+	t.Run("volume of type proc", func(t *testing.T) {
+		s.denied(t, notMember, "create", label("bob"), "--mount", "type=volume,src=hostproc,dst=/hp,volume-opt=type=proc,volume-opt=device=proc", dockertest.Image, "true")
+	})
+	t.Run("host config in a start body (API 1.23)", func(t *testing.T) {
+		s.docker.MustDocker(t, "create", "--name", "jupyter-bob-old-api", "--network=none", label("bob"), dockertest.Image, "true")
+		status, msg := s.createRaw(t, "/v1.23/containers/jupyter-bob-old-api/start", nil, []byte(`{"Binds":["`+s.docker.Socket+`:/var/run/docker.sock"]}`))
+		if status != http.StatusForbidden || !strings.Contains(msg, notMember) {
+			t.Fatalf("start with a host config body: %d %s", status, msg)
+		}
+		s.docker.MustDocker(t, "rm", "-f", "jupyter-bob-old-api")
+	})
 	t.Run("reused container after its owner left the group", func(t *testing.T) {
 		s.hub.AddMembers(t, group, "bob")
 		waitFor(t, settle, func() string { return s.tryMember(t, "bob", true) })

@@ -11,7 +11,7 @@ PLUGIN      ?= hubauthz
 PREFIX      ?= /usr/local
 SYSTEMD_DIR ?= /etc/systemd/system
 
-.PHONY: all build deps test fuzz lint demo clean plugin plugin-create plugin-push install uninstall
+.PHONY: all build deps test fuzz bench lint demo clean plugin plugin-create plugin-push install uninstall
 
 all: build
 
@@ -46,6 +46,19 @@ fuzz:
 	$(GO) test ./authz -run='^$$' -fuzz='^FuzzParseRoute$$' -fuzztime=$(FUZZTIME)
 	$(GO) test ./authz -run='^$$' -fuzz='^FuzzDecideCreate$$' -fuzztime=$(FUZZTIME)
 	$(GO) test ./authz -run='^$$' -fuzz='^FuzzDecideBody$$' -fuzztime=$(FUZZTIME)
+
+# bench measures what docs/performance.md records: the decision core (go test
+# -bench), then, against a real JupyterHub and private dockerds, bin/hubauthz
+# against a null plugin over the socket, memory after a million requests, hub
+# requests under load and docker create with and without the plugin. About
+# five minutes; the end-to-end tables are also written to BENCH_OUT.
+BENCH_OUT ?= /tmp/hubauthz-bench.md
+bench: deps build
+	$(GO) test ./authz -run='^$$' -bench='^Benchmark(Decide|DecodeCreate)' -benchmem -benchtime=300ms -count=6
+	rm -f $(BENCH_OUT)
+	HUBAUTHZ_BENCH=1 HUBAUTHZ_BENCH_BINARY=$(CURDIR)/bin/hubauthz HUBAUTHZ_BENCH_OUT=$(BENCH_OUT) \
+	  $(GO) test ./e2e -count=1 -timeout 30m -run='^TestBench$$'
+	@cat $(BENCH_OUT)
 
 lint:
 	@out=$$(gofmt -l .); if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi

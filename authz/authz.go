@@ -63,16 +63,16 @@ func (a *Authorizer) Decide(ctx context.Context, req Request) Decision {
 	switch route.Kind {
 	case RouteOther:
 		return Decision{Allow: true, Route: route, Reason: ReasonUnguarded}
-	case RouteContainerRename:
+	case RouteObjectChange:
 		a.forget()
 		return Decision{Allow: true, Route: route, Reason: ReasonUnguarded}
 	case RoutePluginManage:
 		return a.selfProtection(ctx, d)
 	case RouteContainerCreate:
-		if fullID.MatchString(route.Name) {
-			a.forget() // the new name is another container's ID
-		}
 		w, err = decodeCreate(req.Body)
+		if fullID.MatchString(route.Name) || w.createsVolumes() {
+			a.forget() // the new name is another container's ID, or a volume may be created with options
+		}
 	case RouteServiceUpdate:
 		if route.Rollback {
 			d.Reason = ReasonInspectFailed

@@ -33,9 +33,10 @@ type Container struct {
 	MountPoints []MountPoint // what dockerd registered at create, inherited mounts included
 }
 
-// Forgetter is implemented by an Inspector that caches containers. Forget
-// drops the cache when a container is removed or renamed, so that a name
-// can never come to mean a cached container it no longer is.
+// Forgetter is implemented by an Inspector that caches containers or
+// volumes. Forget drops the caches whenever a container or a volume is
+// removed, renamed or created, so that a name can never come to mean a
+// cached object it no longer is.
 type Forgetter interface {
 	Forget()
 }

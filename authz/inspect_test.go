@@ -176,12 +176,16 @@ func TestDecideWithInspections(t *testing.T) {
 	}
 }
 
-func TestRemovingOrRenamingContainersDropsTheCache(t *testing.T) {
+func TestChangingContainersOrVolumesDropsTheCache(t *testing.T) {
 	for _, r := range []Request{
 		{Method: "DELETE", URI: "/v1.41/containers/old?force=1"},
 		{Method: "POST", URI: "/v1.41/containers/x/rename?name=" + strings.Repeat("ab", 32)},
 		{Method: "POST", URI: "/v1.41/containers/prune"},
 		{Method: "POST", URI: "/v1.41/containers/create?name=" + strings.Repeat("cd", 32), Body: []byte(`{"Image":"bb"}`)},
+		{Method: "POST", URI: "/v1.41/volumes/create", Body: []byte(`{"Name":"v"}`)},
+		{Method: "DELETE", URI: "/v1.41/volumes/v"},
+		{Method: "POST", URI: "/v1.41/volumes/prune"},
+		{Method: "POST", URI: "/v1.41/containers/create", Body: []byte(`{"Image":"bb","HostConfig":{"Mounts":[{"Type":"volume","Source":"new","Target":"/x","VolumeOptions":{"DriverConfig":{"Options":{"type":"tmpfs","device":"tmpfs"}}}}]}}`)},
 	} {
 		fi := newFakeInspector()
 		d := testAuthorizerWith(t, &fakeMembers{}, fi, Config{}).Decide(context.Background(), r)

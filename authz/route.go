@@ -18,9 +18,11 @@ const (
 	RouteServiceCreate    // POST /services/create
 	RouteServiceUpdate    // POST /services/{id}/update
 	RoutePluginManage     // POST /plugins/{name}/{disable,set,upgrade}, DELETE /plugins/{name}
-	// RouteContainerRename is DELETE /containers/{id}, POST /containers/{id}/rename and
-	// POST /containers/prune: allowed, but what names which container changes.
-	RouteContainerRename
+	// RouteObjectChange removes, renames or creates containers or volumes
+	// (DELETE /containers/{id}, POST /containers/{id}/rename, /containers/prune,
+	// /volumes/create, /volumes/prune, DELETE /volumes/{name}): allowed, but
+	// what a name stands for may change, so cached inspections are dropped.
+	RouteObjectChange
 )
 
 var routeNames = map[RouteKind]string{
@@ -31,7 +33,7 @@ var routeNames = map[RouteKind]string{
 	RouteServiceCreate:    "/services/create",
 	RouteServiceUpdate:    "/services/{id}/update",
 	RoutePluginManage:     "/plugins/{name}",
-	RouteContainerRename:  "/containers/{id} (remove, rename, prune)",
+	RouteObjectChange:     "container or volume change",
 }
 
 // String returns the route pattern as it appears in audit records.
@@ -121,8 +123,8 @@ func match(method, p string) (RouteKind, string) {
 		if id, ok := between(p, "/services/", "/update"); ok {
 			return RouteServiceUpdate, id
 		}
-		if _, ok := between(p, "/containers/", "/rename"); ok || lower == "/containers/prune" {
-			return RouteContainerRename, ""
+		if _, ok := between(p, "/containers/", "/rename"); ok || lower == "/containers/prune" || lower == "/volumes/create" || lower == "/volumes/prune" {
+			return RouteObjectChange, ""
 		}
 		for _, action := range []string{"/disable", "/set", "/upgrade"} {
 			if name, ok := between(p, "/plugins/", action); ok {
@@ -133,8 +135,8 @@ func match(method, p string) (RouteKind, string) {
 		if name, ok := strings.CutPrefix(p, "/plugins/"); ok && name != "" {
 			return RoutePluginManage, name
 		}
-		if _, ok := strings.CutPrefix(lower, "/containers/"); ok {
-			return RouteContainerRename, ""
+		if strings.HasPrefix(lower, "/containers/") || strings.HasPrefix(lower, "/volumes/") {
+			return RouteObjectChange, ""
 		}
 	}
 	return RouteOther, ""

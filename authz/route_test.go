@@ -22,7 +22,7 @@ func TestParseRoute(t *testing.T) {
 		{"create with GET", "GET", "/containers/create", RouteOther, "", ""},
 		{"container list", "GET", "/v1.41/containers/json?all=1", RouteOther, "1.41", ""},
 		{"create in query only", "POST", "/v1.41/containers/x/json?next=/containers/create", RouteOther, "1.41", ""},
-		{"volumes create", "POST", "/v1.41/volumes/create", RouteOther, "1.41", ""},
+		{"volumes create", "POST", "/v1.41/volumes/create", RouteObjectChange, "1.41", ""},
 		{"non-numeric version segment", "POST", "/vx/containers/create", RouteOther, "", ""},
 		{"container start", "POST", "/v1.41/containers/abc123/start", RouteContainerStart, "1.41", ""},
 		{"container start, encoded", "POST", "/v1.41/containers/abc123%2Fstart", RouteContainerStart, "1.41", ""},
@@ -41,9 +41,9 @@ func TestParseRoute(t *testing.T) {
 		{"plugin remove", "DELETE", "/v1.41/plugins/hubauthz?force=1", RoutePluginManage, "1.41", ""},
 		{"plugin enable", "POST", "/plugins/hubauthz/enable", RouteOther, "", ""},
 		{"plugin inspect", "GET", "/plugins/hubauthz/json", RouteOther, "", ""},
-		{"container remove", "DELETE", "/v1.41/containers/abc", RouteContainerRename, "1.41", ""},
-		{"container rename", "POST", "/v1.41/containers/abc/rename?name=x", RouteContainerRename, "1.41", ""},
-		{"container prune", "POST", "/v1.41/containers/prune", RouteContainerRename, "1.41", ""},
+		{"container remove", "DELETE", "/v1.41/containers/abc", RouteObjectChange, "1.41", ""},
+		{"container rename", "POST", "/v1.41/containers/abc/rename?name=x", RouteObjectChange, "1.41", ""},
+		{"container prune", "POST", "/v1.41/containers/prune", RouteObjectChange, "1.41", ""},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

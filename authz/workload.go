@@ -26,6 +26,17 @@ func containerWorkload(c Container) workload {
 		volumesFrom: c.VolumesFrom, pidModes: []string{c.PidMode}, mountPoints: c.MountPoints}
 }
 
+// createsVolumes reports whether creating w may create a named volume with
+// driver options, which cached volume inspections would not know.
+func (w workload) createsVolumes() bool {
+	for _, m := range w.mounts {
+		if len(m.DriverOptions) > 0 {
+			return true
+		}
+	}
+	return false
+}
+
 // Resolver follows symlinks in a host path; HostRoot is the real one.
 type Resolver interface {
 	Resolve(source string) (string, error)

@@ -13,6 +13,7 @@ import (
 
 	cerrdefs "github.com/containerd/errdefs"
 	lru "github.com/hashicorp/golang-lru/v2"
+	"github.com/hashicorp/golang-lru/v2/expirable"
 	"github.com/hubauthz/hubauthz/authz"
 	"github.com/moby/moby/client"
 )
@@ -23,8 +24,11 @@ var fullID = regexp.MustCompile(`^[0-9a-f]{64}$`)
 
 // Inspector implements authz.Inspector with the Docker API. Containers are
 // cached by full ID: what the rule reads of them (mounts, labels, env) never
-// changes. Volumes and plugins are looked up every time, because a name can
-// be removed and created again.
+// changes. Volumes are cached by name for a TTL, missing ones too. A name
+// can be removed and created again, so the rule calls Forget on every request
+// that removes, renames or creates containers or volumes; the TTL bounds what
+// the plugin cannot see (changes made while it was out of dockerd's chain).
+// Plugins are looked up every time.
 type Inspector struct {
 	// Observe, if set before use, is told about each inspection: its kind
 	// ("container", "volume", "plugin"), whether the cache answered, and
@@ -34,11 +38,19 @@ type Inspector struct {
 	cli        *client.Client
 	timeout    time.Duration
 	containers *lru.Cache[string, authz.Container]
+	volumes    *expirable.LRU[string, cachedVolume]
+}
+
+// cachedVolume is a volume inspection: the volume, or that it does not exist.
+type cachedVolume struct {
+	vol     authz.Volume
+	missing bool
 }
 
 // New returns an Inspector for the daemon at host ("unix:///var/run/docker.sock"
-// when empty), with a timeout on each call and room for cacheSize containers.
-func New(host string, timeout time.Duration, cacheSize int) (*Inspector, error) {
+// when empty), with a timeout on each call, room for cacheSize containers and
+// volumes, and volumes remembered for volumeTTL.
+func New(host string, timeout time.Duration, cacheSize int, volumeTTL time.Duration) (*Inspector, error) {
 	if host == "" {
 		host = client.DefaultDockerHost
 	}
@@ -50,13 +62,17 @@ func New(host string, timeout time.Duration, cacheSize int) (*Inspector, error) 
 	if err != nil {
 		return nil, err
 	}
-	return &Inspector{cli: cli, timeout: timeout, containers: cache}, nil
+	return &Inspector{cli: cli, timeout: timeout, containers: cache,
+		volumes: expirable.NewLRU[string, cachedVolume](cacheSize, nil, volumeTTL)}, nil
 }
 
 // Forget drops every cached container. The rule calls it when a container
 // is removed or renamed, because a name may be set to a removed container's
 // ID and would then resolve to another container than the cached one.
-func (i *Inspector) Forget() { i.containers.Purge() }
+func (i *Inspector) Forget() {
+	i.containers.Purge()
+	i.volumes.Purge()
+}
 
 // Close releases the client's connections.
 func (i *Inspector) Close() error { return i.cli.Close() }
@@ -102,16 +118,28 @@ func (i *Inspector) Container(ctx context.Context, idOrName string) (authz.Conta
 
 // Volume returns a named volume's driver and options.
 func (i *Inspector) Volume(ctx context.Context, name string) (authz.Volume, error) {
+	if c, ok := i.volumes.Get(name); ok {
+		i.observe("volume", true, nil)
+		if c.missing {
+			return authz.Volume{}, fmt.Errorf("docker: inspect volume %q: %w", name, authz.ErrNotFound)
+		}
+		return c.vol, nil
+	}
 	ctx, cancel := context.WithTimeout(ctx, i.timeout)
 	defer cancel()
 	res, err := i.cli.VolumeInspect(ctx, name, client.VolumeInspectOptions{})
 	if err != nil {
 		err = wrap("inspect volume", name, err)
 		i.observe("volume", false, err)
+		if errors.Is(err, authz.ErrNotFound) {
+			i.volumes.Add(name, cachedVolume{missing: true})
+		}
 		return authz.Volume{}, err
 	}
 	i.observe("volume", false, nil)
-	return authz.Volume{Name: res.Volume.Name, Driver: res.Volume.Driver, Options: res.Volume.Options}, nil
+	v := authz.Volume{Name: res.Volume.Name, Driver: res.Volume.Driver, Options: res.Volume.Options}
+	i.volumes.Add(name, cachedVolume{vol: v})
+	return v, nil
 }
 
 // Plugin returns what identifies a managed plugin.

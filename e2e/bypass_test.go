@@ -101,6 +101,14 @@ func testBypassClasses(t *testing.T, s *stack) {
 		s.denied(t, notMember, "create", label("bob"), "-v", "sockvol:/x", dockertest.Image, "true")
 		s.denied(t, notMember, "create", label("bob"), "--mount", "type=volume,src=sockvol,dst=/x", dockertest.Image, "true")
 	})
+	t.Run("volume recreated with bind options under a cached name", func(t *testing.T) {
+		s.docker.MustDocker(t, "volume", "create", "swapvol")
+		s.docker.MustDocker(t, "create", "--name", "uses-swapvol", label("bob"), "-v", "swapvol:/x", dockertest.Image, "true") // cached as plain
+		s.docker.MustDocker(t, "rm", "uses-swapvol")
+		s.docker.MustDocker(t, "volume", "rm", "swapvol")
+		s.docker.MustDocker(t, "volume", "create", "--opt", "type=none", "--opt", "o=bind", "--opt", "device="+dir, "swapvol")
+		s.denied(t, notMember, "create", label("bob"), "-v", "swapvol:/x", dockertest.Image, "true")
+	})
 	t.Run("inline volume options binding the socket directory", func(t *testing.T) {
 		s.denied(t, notMember, "create", label("bob"), "--mount",
 			"type=volume,src=inline1,dst=/x,volume-opt=type=none,volume-opt=o=bind,volume-opt=device="+dir, dockertest.Image, "true")

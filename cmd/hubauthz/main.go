@@ -164,7 +164,7 @@ func newPlugin(cfg *config, log *logrus.Logger) (p *plugin, h *hub.Hub, closeAll
 	if err != nil {
 		return nil, nil, nil, err
 	}
-	inspector, err := docker.New(cfg.DockerHost, cfg.DockerTimeout, 4096)
+	inspector, err := docker.New(cfg.DockerHost, cfg.DockerTimeout, 4096, cfg.CacheTTL)
 	if err != nil {
 		return nil, nil, nil, err
 	}

@@ -1,0 +1,110 @@
+package docker
+
+import (
+	"context"
+	"errors"
+	"net"
+	"net/http"
+	"net/http/httptest"
+	"path/filepath"
+	"strings"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/hubauthz/hubauthz/authz"
+)
+
+// fakeDockerd answers the volume inspections of the Inspector on a unix
+// socket and counts them. The real dockerd is exercised by the e2e suite;
+// this only pins the cache's behaviour.
+func fakeDockerd(t *testing.T) (host string, lookups *atomic.Int64) {
+	t.Helper()
+	lookups = &atomic.Int64{}
+	sock := filepath.Join(t.TempDir(), "d.sock")
+	l, err := net.Listen("unix", sock)
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := httptest.NewUnstartedServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Api-Version", "1.41")
+		w.Header().Set("Content-Type", "application/json")
+		switch {
+		case strings.HasSuffix(r.URL.Path, "/_ping"):
+			_, _ = w.Write([]byte("OK"))
+		case strings.HasSuffix(r.URL.Path, "/volumes/plain"):
+			lookups.Add(1)
+			_, _ = w.Write([]byte(`{"Name":"plain","Driver":"local","Options":{}}`))
+		case strings.HasSuffix(r.URL.Path, "/volumes/gone"):
+			lookups.Add(1)
+			w.WriteHeader(http.StatusNotFound)
+			_, _ = w.Write([]byte(`{"message":"get gone: no such volume"}`))
+		default:
+			lookups.Add(1)
+			w.WriteHeader(http.StatusInternalServerError)
+			_, _ = w.Write([]byte(`{"message":"boom"}`))
+		}
+	}))
+	srv.Listener = l
+	srv.Start()
+	t.Cleanup(srv.Close)
+	return "unix://" + sock, lookups
+}
+
+func TestVolumeCacheAnswersRepeatsAndForgets(t *testing.T) {
+	host, lookups := fakeDockerd(t)
+	i, err := New(host, 2*time.Second, 16, time.Minute)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer i.Close()
+	ctx := context.Background()
+	for n := 0; n < 3; n++ {
+		if v, err := i.Volume(ctx, "plain"); err != nil || v.Driver != "local" {
+			t.Fatalf("Volume(plain) = %+v, %v", v, err)
+		}
+		if _, err := i.Volume(ctx, "gone"); !errors.Is(err, authz.ErrNotFound) {
+			t.Fatalf("Volume(gone) = %v; want ErrNotFound", err)
+		}
+	}
+	if got := lookups.Load(); got != 2 {
+		t.Fatalf("%d lookups for 3 rounds of 2 volumes; want 2 (cached)", got)
+	}
+	i.Forget()
+	_, _ = i.Volume(ctx, "plain")
+	if got := lookups.Load(); got != 3 {
+		t.Fatalf("%d lookups after Forget; want 3", got)
+	}
+}
+
+func TestVolumeCacheNeverKeepsErrors(t *testing.T) {
+	host, lookups := fakeDockerd(t)
+	i, err := New(host, 2*time.Second, 16, time.Minute)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer i.Close()
+	for n := 0; n < 2; n++ {
+		if _, err := i.Volume(context.Background(), "broken"); err == nil || errors.Is(err, authz.ErrNotFound) {
+			t.Fatalf("Volume(broken) = %v; want a non-NotFound error", err)
+		}
+	}
+	if got := lookups.Load(); got != 2 {
+		t.Fatalf("%d lookups; want 2: an error must not be cached", got)
+	}
+}
+
+func TestVolumeCacheExpires(t *testing.T) {
+	host, lookups := fakeDockerd(t)
+	i, err := New(host, 2*time.Second, 16, 50*time.Millisecond)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer i.Close()
+	_, _ = i.Volume(context.Background(), "plain")
+	time.Sleep(120 * time.Millisecond)
+	_, _ = i.Volume(context.Background(), "plain")
+	if got := lookups.Load(); got != 2 {
+		t.Fatalf("%d lookups; want 2 after the TTL", got)
+	}
+}

@@ -444,8 +444,8 @@ func (b *bench) socket(t *testing.T, storedID string) {
 		t.Fatal(err)
 	}
 	// Diagnostics: the two most common creates without their named volume,
-	// which the rule must inspect in dockerd; what remains is the plugin's
-	// own cost.
+	// whose inspection (cached since 8e3d328) went through dockerd; what
+	// remains is the plugin's own cost.
 	diag, err := load.DiagnosticKinds(kinds)
 	if err != nil {
 		t.Fatal(err)

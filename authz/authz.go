@@ -10,6 +10,7 @@ import (
 	"context"
 	"fmt"
 	"regexp"
+	"time"
 )
 
 // Membership answers whether a hub user belongs to a group.
@@ -20,11 +21,12 @@ type Membership interface {
 // Config is what the rule needs to know.
 type Config struct {
 	Protected           ProtectedPaths
-	OwnerLabels         []string // label keys naming the owner, in order of precedence
-	Group               string   // the privileged hub group
-	DenyUnowned         bool     // deny exposure for containers without an owner
-	Resolver            Resolver // follows symlinks in host paths; nil judges the text only
-	AllowSelfManagement bool     // allow disabling, reconfiguring or removing hubauthz
+	OwnerLabels         []string      // label keys naming the owner, in order of precedence
+	Group               string        // the privileged hub group
+	DenyUnowned         bool          // deny exposure for containers without an owner
+	Resolver            Resolver      // follows symlinks in host paths; nil judges the text only
+	AllowSelfManagement bool          // allow disabling, reconfiguring or removing hubauthz
+	Timeout             time.Duration // bound on deciding one guarded request; 0 means none
 }
 
 // Request is one Docker API request as dockerd hands it to the plugin.
@@ -55,14 +57,20 @@ func (a *Authorizer) Decide(ctx context.Context, req Request) Decision {
 		return deny(Decision{Route: route, Reason: ReasonBadRequest},
 			"hubauthz cannot route the request %s %q, so it is denied.", req.Method, req.URI)
 	}
+	if route.Kind == RouteOther {
+		return Decision{Allow: true, Route: route, Reason: ReasonUnguarded}
+	}
+	if a.cfg.Timeout > 0 {
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithTimeout(ctx, a.cfg.Timeout)
+		defer cancel()
+	}
 	d := Decision{Route: route, Group: a.cfg.Group, Container: route.Name}
 	var (
 		w   workload
 		err error
 	)
 	switch route.Kind {
-	case RouteOther:
-		return Decision{Allow: true, Route: route, Reason: ReasonUnguarded}
 	case RouteObjectChange:
 		a.forget()
 		return Decision{Allow: true, Route: route, Reason: ReasonUnguarded}

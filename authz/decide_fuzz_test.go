@@ -242,7 +242,8 @@ func fzRespell(uri string) []string {
 func FuzzParseRoute(f *testing.F) {
 	f.Fuzz(func(t *testing.T, method, uri string) {
 		r, ok := ParseRoute(method, uri)
-		if ok && (!path.IsAbs(r.Path) || path.Clean(r.Path) != r.Path) {
+		// Methods that are never guarded are not parsed at all (Path "").
+		if ok && r.Path != "" && (!path.IsAbs(r.Path) || path.Clean(r.Path) != r.Path) {
 			t.Fatalf("ParseRoute(%q, %q).Path = %q, not absolute and clean", method, uri, r.Path)
 		}
 		// ok == false is a deny, which is always safe; a routed request

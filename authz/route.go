@@ -44,7 +44,7 @@ func (k RouteKind) String() string { return routeNames[k] }
 type Route struct {
 	Kind     RouteKind
 	Method   string
-	Path     string // decoded and cleaned, without the /v<version> prefix
+	Path     string // decoded and cleaned, without the /v<version> prefix; empty for methods never guarded
 	Version  string // "1.41" for /v1.41/..., empty when unversioned
 	Target   string // the {id} or {name} in the path: container, service or plugin
 	Name     string // the ?name= query parameter (container name), for messages only
@@ -61,6 +61,11 @@ func ParseRoute(method, rawURI string) (r Route, ok bool) {
 		return Route{}, false
 	}
 	r.Method = strings.ToUpper(method)
+	if r.Method != "POST" && r.Method != "DELETE" {
+		// Every guarded route is a POST or a DELETE: the rest (GETs above
+		// all, hubauthz's own inspections among them) pass untouched.
+		return r, true
+	}
 	// Go's HTTP server, and so dockerd, parses the request target with
 	// url.ParseRequestURI and routes on the decoded path: an absolute-form
 	// target (http://host/v1.41/containers/create) is routed by its path.

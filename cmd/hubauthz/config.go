@@ -205,5 +205,7 @@ const pluginSocketDir = "/run/docker/plugins"
 func (c *config) authzConfig() authz.Config {
 	root := authz.NewHostRoot(c.HostRoot)
 	return authz.Config{Protected: c.Protected.Resolved(root), OwnerLabels: c.OwnerLabels, Group: c.Group, DenyUnowned: c.DenyUnowned,
-		AllowSelfManagement: c.AllowSelfManagement, Resolver: root}
+		AllowSelfManagement: c.AllowSelfManagement, Resolver: root,
+		// One decision may inspect, then ask the hub; neither may block dockerd long.
+		Timeout: c.HubTimeout + 2*c.DockerTimeout + time.Second}
 }

@@ -169,9 +169,7 @@ func newPlugin(cfg *config, log *logrus.Logger) (p *plugin, h *hub.Hub, closeAll
 		return nil, nil, nil, err
 	}
 	inspector.Observe = m.inspection
-	// One decision may inspect, then ask the hub; neither may block dockerd long.
-	timeout := cfg.HubTimeout + 2*cfg.DockerTimeout + time.Second
-	p = &plugin{az: authz.New(cfg.authzConfig(), h, inspector), audit: audit, metrics: m, timeout: timeout}
+	p = &plugin{az: authz.New(cfg.authzConfig(), h, inspector), audit: audit, metrics: m}
 	return p, h, func() { _ = inspector.Close() }, nil
 }
 

@@ -2,7 +2,6 @@ package main
 
 import (
 	"context"
-	"time"
 
 	"github.com/docker/go-plugins-helpers/authorization"
 	"github.com/hubauthz/hubauthz/authz"
@@ -14,7 +13,6 @@ type plugin struct {
 	az      *authz.Authorizer
 	audit   *auditor
 	metrics *metrics
-	timeout time.Duration // bound on one decision
 }
 
 // AuthZReq decides a request. A panic anywhere below denies it.
@@ -25,9 +23,7 @@ func (p *plugin) AuthZReq(r authorization.Request) (res authorization.Response) 
 			res = authorization.Response{Allow: false, Msg: "hubauthz hit an internal error, so the request is denied."}
 		}
 	}()
-	ctx, cancel := context.WithTimeout(context.Background(), p.timeout)
-	defer cancel()
-	d := p.az.Decide(ctx, authz.Request{Method: r.RequestMethod, URI: r.RequestURI, Body: r.RequestBody})
+	d := p.az.Decide(context.Background(), authz.Request{Method: r.RequestMethod, URI: r.RequestURI, Body: r.RequestBody})
 	p.audit.decision(d)
 	p.metrics.decision(d)
 	return authorization.Response{Allow: d.Allow, Msg: d.Msg}

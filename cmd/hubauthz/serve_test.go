@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"github.com/docker/go-plugins-helpers/authorization"
 	"net"
 	"net/http"
 	"os"
@@ -32,16 +33,6 @@ func (s *syncBuffer) String() string {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	return s.b.String()
-}
-
-// wireRequest is AuthZPlugin.AuthZReq exactly as dockerd marshals it.
-type wireRequest struct {
-	User            string            `json:"User,omitempty"`
-	UserAuthNMethod string            `json:"UserAuthNMethod,omitempty"`
-	RequestMethod   string            `json:"RequestMethod,omitempty"`
-	RequestURI      string            `json:"RequestUri,omitempty"`
-	RequestBody     []byte            `json:"RequestBody,omitempty"`
-	RequestHeaders  map[string]string `json:"RequestHeaders,omitempty"`
 }
 
 type wireResponse struct {
@@ -126,7 +117,7 @@ func (p *testPlugin) post(t *testing.T, path string, body []byte) (int, []byte) 
 
 func (p *testPlugin) authz(t *testing.T, method, uri, contentType string, body []byte) wireResponse {
 	t.Helper()
-	in, _ := json.Marshal(wireRequest{RequestMethod: method, RequestURI: uri, RequestBody: body,
+	in, _ := json.Marshal(authorization.Request{RequestMethod: method, RequestURI: uri, RequestBody: body,
 		RequestHeaders: map[string]string{"Content-Type": contentType, "User-Agent": "docker-py/7"}})
 	status, out := p.post(t, "/AuthZPlugin.AuthZReq", in)
 	var r wireResponse

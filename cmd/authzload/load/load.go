@@ -11,6 +11,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"github.com/docker/go-plugins-helpers/authorization"
 	"io"
 	"net"
 	"net/http"
@@ -23,17 +24,6 @@ import (
 
 // OwnerLabel is the label DockerSpawner sets and hubauthz reads by default.
 const OwnerLabel = "hub.jupyter.org/username"
-
-// wireRequest is authorization.Request as dockerd marshals it for
-// AuthZPlugin.AuthZReq (pkg/authorization in moby).
-type wireRequest struct {
-	User            string            `json:"User,omitempty"`
-	UserAuthNMethod string            `json:"UserAuthNMethod,omitempty"`
-	RequestMethod   string            `json:"RequestMethod,omitempty"`
-	RequestURI      string            `json:"RequestUri,omitempty"`
-	RequestBody     []byte            `json:"RequestBody,omitempty"`
-	RequestHeaders  map[string]string `json:"RequestHeaders,omitempty"`
-}
 
 // Kind is one kind of Docker API request, as dockerd forwards it to an
 // authorization plugin. Its wire payload is marshaled once, so that the
@@ -54,7 +44,7 @@ func NewKind(name, method, uri string, body []byte) Kind {
 		h["Content-Type"] = "application/json"
 		h["Content-Length"] = strconv.Itoa(len(body))
 	}
-	p, err := json.Marshal(wireRequest{RequestMethod: method, RequestURI: uri, RequestBody: body, RequestHeaders: h})
+	p, err := json.Marshal(authorization.Request{RequestMethod: method, RequestURI: uri, RequestBody: body, RequestHeaders: h})
 	if err != nil {
 		panic(err) // a struct of strings and bytes always marshals
 	}

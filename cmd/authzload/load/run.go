@@ -47,6 +47,19 @@ type Sample struct {
 	Lat      []time.Duration
 }
 
+// count tallies one request's answer.
+func (s *Sample) count(resp Response, err error) {
+	s.Requests++
+	switch {
+	case err != nil:
+		if s.Errors++; s.FirstErr == "" {
+			s.FirstErr = err.Error()
+		}
+	case resp.Allow:
+		s.Allowed++
+	}
+}
+
 // CPUPerRequest is the plugin process's CPU time per request.
 func (s *Sample) CPUPerRequest() time.Duration {
 	if s.Requests == 0 {
@@ -172,15 +185,7 @@ func phase(ctx context.Context, c *Client, k *Kind, n int, d time.Duration, s *S
 				t0 := time.Now()
 				resp, err := c.Send(ctx, k)
 				lat = append(lat, time.Since(t0))
-				r.Requests++
-				switch {
-				case err != nil:
-					if r.Errors++; r.FirstErr == "" {
-						r.FirstErr = err.Error()
-					}
-				case resp.Allow:
-					r.Allowed++
-				}
+				r.count(resp, err)
 			}
 			lats[g] = lat
 		})
@@ -224,16 +229,7 @@ func Drive(ctx context.Context, c *Client, kinds []Kind, clients, n int) (*Sampl
 				if i >= n {
 					break
 				}
-				resp, err := c.Send(ctx, &kinds[i%len(kinds)])
-				r.Requests++
-				switch {
-				case err != nil:
-					if r.Errors++; r.FirstErr == "" {
-						r.FirstErr = err.Error()
-					}
-				case resp.Allow:
-					r.Allowed++
-				}
+				r.count(c.Send(ctx, &kinds[i%len(kinds)]))
 			}
 			mu.Lock()
 			s.Requests += r.Requests

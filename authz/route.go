@@ -77,12 +77,18 @@ func ParseRoute(method, rawURI string) (r Route, ok bool) {
 	if !plainPath(p) {
 		return Route{}, false // no Docker object is named with these; a link alias might be
 	}
+	trailingSlash := len(p) > 1 && strings.HasSuffix(p, "/")
 	p = path.Clean("/" + p)
 	if rest, ver, found := cutVersion(p); found {
 		p, r.Version = rest, ver
 	}
 	r.Path = p
 	r.Kind, r.Target = match(r.Method, p)
+	if r.Kind == RoutePluginManage && r.Method == "DELETE" && trailingSlash {
+		// DELETE /plugins/{name:.*} keeps a trailing slash in the name, and
+		// the name is what gets inspected.
+		r.Target += "/"
+	}
 	switch r.Kind {
 	case RouteContainerCreate:
 		if q, err := url.ParseQuery(rawQuery); err == nil {

@@ -90,3 +90,12 @@ func TestParseRouteTargets(t *testing.T) {
 		}
 	}
 }
+
+// TestPluginRemoveKeepsTrailingSlash: dockerd routes DELETE /plugins/{name:.*}
+// with the trailing slash in the name, so the plugin inspected is that name.
+func TestPluginRemoveKeepsTrailingSlash(t *testing.T) {
+	r, ok := ParseRoute("DELETE", "/v1.41/plugins/hubauthz/")
+	if !ok || r.Kind != RoutePluginManage || r.Target != "hubauthz/" {
+		t.Fatalf("ParseRoute = %v %q, %v; want the plugin route with target %q", r.Kind, r.Target, ok, "hubauthz/")
+	}
+}

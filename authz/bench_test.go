@@ -12,6 +12,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/moby/moby/api/types/container"
+	"github.com/moby/moby/api/types/network"
 	"github.com/moby/moby/api/types/swarm"
 )
 
@@ -189,14 +191,69 @@ func decodeJSONReference(body []byte, v any) error {
 		return err
 	}
 	if len(bytes.TrimSpace(body[dec.InputOffset():])) != 0 {
-		return errors.New("unexpected content after the JSON document")
+		return errTrailing
 	}
 	return nil
 }
 
-// FuzzDecodeCreateUnchanged checks that the faster body decode reads every
-// create and service body exactly as before: the same decoded value, or
-// the same error message (which the deny message quotes).
+// dockerdCreateBody is what dockerd decodes a container create into (its
+// ContainerConfigWrapper, with the deprecated top-level host config of
+// 20.10), in moby's whole types: the reference for createBody, which keeps
+// only the fields the rule reads.
+type dockerdCreateBody struct {
+	*container.Config
+	InnerHostConfig  *container.HostConfig     `json:"HostConfig,omitempty"`
+	Cpuset           string                    `json:",omitempty"`
+	NetworkingConfig *network.NetworkingConfig `json:"NetworkingConfig,omitempty"`
+	*container.HostConfig
+}
+
+// referenceWorkload decodes a create body into dockerd's whole types, the
+// way decodeCreate did before it skipped the fields the rule does not read.
+func referenceWorkload(body []byte) (workload, error) {
+	var b dockerdCreateBody
+	if err := decodeJSONReference(body, &b); err != nil {
+		return workload{}, err
+	}
+	var w workload
+	if b.Config != nil {
+		w.image, w.labels, w.env = b.Image, []map[string]string{b.Labels}, b.Env
+	}
+	for _, hc := range []*container.HostConfig{b.InnerHostConfig, b.HostConfig} {
+		if hc != nil {
+			w.binds = append(w.binds, hc.Binds...)
+			w.mounts = append(w.mounts, mountSpecs(hc.Mounts)...)
+			w.volumesFrom = append(w.volumesFrom, hc.VolumesFrom...)
+			if hc.PidMode != "" {
+				w.pidModes = append(w.pidModes, string(hc.PidMode))
+			}
+		}
+	}
+	return w, nil
+}
+
+// withoutEmptyLabels drops label sets with no labels, which the owner
+// lookup skips: the whole types allocate a Config for any Config key, the
+// fast decode only for the keys it reads.
+func withoutEmptyLabels(w workload) workload {
+	var ls []map[string]string
+	for _, l := range w.labels {
+		if len(l) > 0 {
+			ls = append(ls, l)
+		}
+	}
+	w.labels = ls
+	return w
+}
+
+// FuzzDecodeCreateUnchanged checks that the fast body decode reads every
+// body as a decode into dockerd's whole types does. A create body that
+// dockerd's types accept gives the same workload; one they refuse may be
+// refused or judged (dockerd refuses it too, so nothing is created), but a
+// body refused for its syntax, or for being empty or more than one value,
+// is refused with the same message. Service
+// bodies decode into the whole swarm.ServiceSpec: the same value or the
+// same error message as through a json.Decoder.
 func FuzzDecodeCreateUnchanged(f *testing.F) {
 	for _, name := range []string{"dockerspawner-create.json", "dockerspawner-create-socket-alice.json", "dockerspawner-create-socket-bob.json"} {
 		b, err := os.ReadFile("testdata/" + name)
@@ -211,22 +268,30 @@ func FuzzDecodeCreateUnchanged(f *testing.F) {
 		`{"HostConfig":{"Memory":"x","Binds":["/run:/r"]}}`, `{"Labels":{"a":1},"Binds":["/run:/r"]}`,
 		`{"labels":{"hub.jupyter.org/username":"bob"},"hostconfig":{"binds":["/var/run/docker.sock:/s"]}}`,
 		`{"Labels":{"hub.jupyter.org/username":"bob"},"HostConfig":{"Binds":["/run:/r"]},"HostConfig":{"Binds":[]}}`,
+		`{"HostConfig":{"Binds":["/run:/r"]},"HostConfig":{"Memory":1}}`, `{"HostConfig":null,"Binds":["/run:/r"]}`,
 		`{"Binds":["/run:/r"],"Mounts":[{"Type":"bind","Source":"/run"}],"VolumesFrom":["hub"]}`,
+		`{"BINDS":["/run:/r"],"pidmode":"host","hostCONFIG":{"volumesfrom":["a"],"PIDMODE":"container:b"}}`,
+		`{"Mounts":[{"Type":"volume","Source":"v","VolumeOptions":{"DriverConfig":{"Name":"local","Options":{"device":"/run","o":"bind"}}}}]}`,
+		`{"Cpuset":"0","NetworkingConfig":{"EndpointsConfig":{"n":{}}},"Binds":["/run:/r"]}`,
+		`{"Image":"a","Image":"b","Env":["JUPYTERHUB_USER=x"],"env":["JUPYTERHUB_USER=y"]}`,
 		`{"ExposedPorts":{"99999/tcp":{}}}`, `{"HostConfig":{"PortBindings":{"80/tcp":[{"HostIp":"not-an-ip"}]}}}`,
-		`{"Cmd":"true","Entrypoint":["sh"],"Healthcheck":{"Interval":"1s"}}`,
+		`{"Cmd":"true","Entrypoint":["sh"],"Healthcheck":{"Interval":"1s"}}`, `{"Cmd":{},"Binds":["/run:/r"]}`,
 		`{"TaskTemplate":{"ContainerSpec":{"Image":"bb","Mounts":[{"Type":"bind","Source":"/run","Target":"/s"}]}}}`,
 	} {
 		f.Add([]byte(s))
 	}
 	f.Fuzz(func(t *testing.T, body []byte) {
-		var ref, got createBody
-		refErr := decodeJSONReference(body, &ref)
-		err := decodeJSON(body, &got)
-		if (err == nil) != (refErr == nil) || (err != nil && err.Error() != refErr.Error()) {
-			t.Fatalf("create %q: error %v, before %v", body, err, refErr)
-		}
-		if err == nil && !reflect.DeepEqual(got, ref) {
-			t.Fatalf("create %q: decoded %+v, before %+v", body, got, ref)
+		ref, refErr := referenceWorkload(body)
+		got, err := decodeCreate(body)
+		var syntax *json.SyntaxError
+		switch {
+		case refErr == nil && err != nil:
+			t.Fatalf("create %q: error %v, but dockerd's types decode it", body, err)
+		case refErr == nil && !reflect.DeepEqual(withoutEmptyLabels(got), withoutEmptyLabels(ref)):
+			t.Fatalf("create %q: decoded %+v, dockerd's types %+v", body, got, ref)
+		case (errors.As(refErr, &syntax) || errors.Is(refErr, errNoBody) || errors.Is(refErr, errTrailing)) &&
+			(err == nil || err.Error() != refErr.Error()):
+			t.Fatalf("create %q: error %v, dockerd's types %v", body, err, refErr)
 		}
 		var refSpec, gotSpec swarm.ServiceSpec
 		refErr = decodeJSONReference(body, &refSpec)

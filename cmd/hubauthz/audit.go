@@ -1,9 +1,13 @@
 package main
 
 import (
+	"encoding/json"
 	"fmt"
 	"io"
+	"os"
 	"strings"
+	"sync"
+	"time"
 
 	"github.com/coreos/go-systemd/v22/journal"
 	"github.com/hubauthz/hubauthz/authz"
@@ -13,19 +17,97 @@ import (
 // auditor writes one record for every deny and every allow that involves a
 // protected path: a JSON line on stderr and, when the journal is used, a
 // native journald entry. Records never carry the token or the request body.
+//
+// Records do not go through logrus: a record is a fixed struct, marshalled
+// once, where logrus would build, copy and sort a map of fields for every
+// record on the request path. The line is the one logrus's JSON formatter
+// wrote (the same keys, in the same order) on the logger's own writer.
 type auditor struct {
 	log     *logrus.Logger
 	journal journalMode
 	send    func(msg string, p journal.Priority, vars map[string]string) error
 	// queue, when set, hands journal records to one writer goroutine, so
 	// that a stuck journald never holds up a decision. nil sends inline.
-	queue chan journalRecord
+	queue chan auditRecord
 }
 
-type journalRecord struct {
-	msg  string
-	prio journal.Priority
-	vars map[string]string
+// auditRecord is one audit record. The JSON keys are in alphabetical
+// order, as logrus's JSON formatter wrote them.
+type auditRecord struct {
+	APIVersion string   `json:"api_version"`
+	Audit      bool     `json:"audit"`
+	Container  string   `json:"container"`
+	Decision   string   `json:"decision"`
+	Group      string   `json:"group"`
+	Image      string   `json:"image"`
+	Level      string   `json:"level"`
+	Method     string   `json:"method"`
+	Msg        string   `json:"msg"`
+	Reason     string   `json:"reason"`
+	Route      string   `json:"route"`
+	Sources    []string `json:"sources"`
+	Time       string   `json:"time"`
+	User       string   `json:"user"`
+}
+
+// groupRecord is the JSON line of a group-recreated record, which names
+// no request.
+type groupRecord struct {
+	Audit    bool   `json:"audit"`
+	Decision string `json:"decision"`
+	Group    string `json:"group"`
+	Level    string `json:"level"`
+	Msg      string `json:"msg"`
+	Reason   string `json:"reason"`
+	Time     string `json:"time"`
+}
+
+const decisionGroupRecreated = "group-recreated"
+
+// line is r as one JSON line.
+func (r *auditRecord) line() ([]byte, error) {
+	var v any = r
+	if r.Decision == decisionGroupRecreated {
+		v = groupRecord{Audit: true, Decision: r.Decision, Group: r.Group, Level: r.Level, Msg: r.Msg, Reason: r.Reason, Time: r.Time}
+	}
+	b, err := json.Marshal(v)
+	return append(b, '\n'), err
+}
+
+// journalFields maps an audit record onto journald fields:
+// SYSLOG_IDENTIFIER=hubauthz and HUBAUTHZ_<FIELD> for each field. A field
+// whose value is unknown is present and empty.
+func (r *auditRecord) journalFields() map[string]string {
+	vars := map[string]string{
+		"SYSLOG_IDENTIFIER": "hubauthz",
+		"HUBAUTHZ_DECISION": r.Decision,
+		"HUBAUTHZ_REASON":   r.Reason,
+		"HUBAUTHZ_GROUP":    r.Group,
+	}
+	if r.Decision == decisionGroupRecreated {
+		return vars
+	}
+	vars["HUBAUTHZ_USER"] = r.User
+	vars["HUBAUTHZ_CONTAINER"] = r.Container
+	vars["HUBAUTHZ_IMAGE"] = r.Image
+	vars["HUBAUTHZ_SOURCE"] = strings.Join(r.Sources, ",")
+	vars["HUBAUTHZ_METHOD"] = r.Method
+	vars["HUBAUTHZ_ROUTE"] = r.Route
+	vars["HUBAUTHZ_API_VERSION"] = r.APIVersion
+	return vars
+}
+
+// syncWriter serialises the lines of logrus and of the auditor on one
+// writer.
+type syncWriter struct {
+	mu sync.Mutex
+	w  io.Writer
+}
+
+func (s *syncWriter) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.w.Write(p)
 }
 
 // journalMode is HUBAUTHZ_JOURNAL.
@@ -43,7 +125,7 @@ func newAuditor(log *logrus.Logger, mode journalMode) (*auditor, error) {
 	}
 	a := &auditor{log: log, journal: mode, send: journal.Send}
 	if mode != journalOff {
-		a.queue = make(chan journalRecord, 1024)
+		a.queue = make(chan auditRecord, 1024)
 		go a.writeJournal()
 	}
 	return a, nil
@@ -56,15 +138,19 @@ func (a *auditor) writeJournal() {
 	}
 }
 
-func (a *auditor) sendNow(r journalRecord) {
-	if err := a.send(r.msg, r.prio, r.vars); err != nil && a.journal == journalOn {
+func (a *auditor) sendNow(r auditRecord) {
+	prio := journal.PriInfo
+	if r.Level == logrus.WarnLevel.String() {
+		prio = journal.PriWarning
+	}
+	if err := a.send(r.Msg, prio, r.journalFields()); err != nil && a.journal == journalOn {
 		a.log.WithError(err).Error("could not write the audit record to the journal")
 	}
 }
 
 func newLogger(w io.Writer, level logrus.Level) *logrus.Logger {
 	l := logrus.New()
-	l.SetOutput(w)
+	l.SetOutput(&syncWriter{w: w})
 	l.SetLevel(level)
 	l.SetFormatter(&logrus.JSONFormatter{})
 	return l
@@ -79,49 +165,54 @@ func (a *auditor) decision(d authz.Decision) {
 	if !d.Allow {
 		decision = "deny"
 	}
+	sources := d.Sources()
 	msg := d.Msg
 	switch {
 	case msg != "":
 	case d.Reason == authz.ReasonSelfProtection:
 		msg = fmt.Sprintf("allowed %s %s on hubauthz itself (HUBAUTHZ_ALLOW_SELF_MANAGEMENT=true)", d.Route.Method, d.Route.Path)
 	case d.User == "":
-		msg = fmt.Sprintf("allowed %s for a container with no hub owner (%s)", strings.Join(d.Sources(), ","), d.Reason)
+		msg = fmt.Sprintf("allowed %s for a container with no hub owner (%s)", strings.Join(sources, ","), d.Reason)
 	default:
-		msg = fmt.Sprintf("allowed %s for %q (%s)", strings.Join(d.Sources(), ","), d.User, d.Reason)
+		msg = fmt.Sprintf("allowed %s for %q (%s)", strings.Join(sources, ","), d.User, d.Reason)
 	}
-	a.record(!d.Allow, msg, logrus.Fields{
-		"decision":    decision,
-		"reason":      string(d.Reason),
-		"user":        d.User,
-		"group":       d.Group,
-		"container":   d.Container,
-		"image":       d.Image,
-		"sources":     d.Sources(),
-		"method":      d.Route.Method,
-		"route":       d.Route.Path,
-		"api_version": d.Route.Version,
+	a.record(!d.Allow, auditRecord{
+		Decision:   decision,
+		Reason:     string(d.Reason),
+		User:       d.User,
+		Group:      d.Group,
+		Container:  d.Container,
+		Image:      d.Image,
+		Sources:    sources,
+		Method:     d.Route.Method,
+		Route:      d.Route.Path,
+		APIVersion: d.Route.Version,
+		Msg:        msg,
 	})
 }
 
 // groupRecreated records that the privileged group had vanished from the
 // hub and was created again, empty.
 func (a *auditor) groupRecreated(group string) {
-	a.record(true, fmt.Sprintf("group %q was missing from JupyterHub and has been recreated empty; re-add its members", group),
-		logrus.Fields{"decision": "group-recreated", "reason": "group-missing", "group": group})
+	a.record(true, auditRecord{Decision: decisionGroupRecreated, Reason: "group-missing", Group: group,
+		Msg: fmt.Sprintf("group %q was missing from JupyterHub and has been recreated empty; re-add its members", group)})
 }
 
 // record writes one audit record to stderr and to the journal.
-func (a *auditor) record(warn bool, msg string, f logrus.Fields) {
-	f["audit"] = true
-	level, prio := logrus.InfoLevel, journal.PriInfo
+func (a *auditor) record(warn bool, r auditRecord) {
+	r.Audit, r.Level = true, logrus.InfoLevel.String()
 	if warn {
-		level, prio = logrus.WarnLevel, journal.PriWarning
+		r.Level = logrus.WarnLevel.String()
 	}
-	a.log.WithFields(f).Log(level, msg)
+	r.Time = time.Now().Format(time.RFC3339)
+	if line, err := r.line(); err != nil {
+		a.log.WithError(err).Error("could not format an audit record")
+	} else if _, err := a.log.Out.Write(line); err != nil {
+		fmt.Fprintf(os.Stderr, "hubauthz: could not write an audit record: %v\n", err)
+	}
 	if a.journal == journalOff {
 		return
 	}
-	r := journalRecord{msg, prio, journalFields(f)}
 	if a.queue == nil {
 		a.sendNow(r)
 		return
@@ -131,26 +222,4 @@ func (a *auditor) record(warn bool, msg string, f logrus.Fields) {
 	default:
 		a.log.Error("journald is not keeping up; an audit record went to stderr only")
 	}
-}
-
-// journalFields maps an audit record onto journald fields:
-// SYSLOG_IDENTIFIER=hubauthz and HUBAUTHZ_<FIELD> for each field.
-func journalFields(f logrus.Fields) map[string]string {
-	vars := map[string]string{"SYSLOG_IDENTIFIER": "hubauthz"}
-	for k, v := range f {
-		if k == "audit" {
-			continue
-		}
-		name := "HUBAUTHZ_" + strings.ToUpper(k)
-		switch v := v.(type) {
-		case []string:
-			if k == "sources" {
-				name = "HUBAUTHZ_SOURCE"
-			}
-			vars[name] = strings.Join(v, ",")
-		default:
-			vars[name] = fmt.Sprint(v)
-		}
-	}
-	return vars
 }

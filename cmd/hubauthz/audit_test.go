@@ -3,7 +3,10 @@ package main
 import (
 	"bytes"
 	"context"
+	"regexp"
+	"strings"
 	"testing"
+	"time"
 
 	"github.com/coreos/go-systemd/v22/journal"
 	"github.com/hubauthz/hubauthz/authz"
@@ -70,5 +73,38 @@ func TestUnauditedDecisionsWriteNothing(t *testing.T) {
 	a.decision(authz.Decision{Allow: true, Reason: authz.ReasonNoExposure})
 	if len(*sent) != 0 || buf.Len() != 0 {
 		t.Fatalf("an allow without exposure was recorded: %d %q", len(*sent), buf.String())
+	}
+}
+
+// TestAuditLineIsLogrusJSON holds the audit line to what logrus's JSON
+// formatter wrote for the same record before records bypassed logrus: the
+// same keys, values and order, so that docs/audit.md and every jq recipe
+// stay true.
+func TestAuditLineIsLogrusJSON(t *testing.T) {
+	pp, _ := authz.NewProtectedPaths([]string{"/var/run/docker.sock"})
+	az := authz.New(authz.Config{Protected: pp, OwnerLabels: []string{"hub.jupyter.org/username"}, Group: "docker-privileged"}, noMembers{}, nil)
+	d := az.Decide(context.Background(), authz.Request{Method: "POST", URI: "/v1.41/containers/create?name=jupyter-bob",
+		Body: []byte(`{"Image":"bb<&>","Labels":{"hub.jupyter.org/username":"bob"},"HostConfig":{"Binds":["/var/run/docker.sock:/s"]}}`)})
+	a, _, buf := captureAuditor(journalOff)
+	a.decision(d)
+	a.groupRecreated("docker-privileged")
+
+	var want bytes.Buffer
+	l := logrus.New()
+	l.SetOutput(&want)
+	l.SetFormatter(&logrus.JSONFormatter{})
+	l.WithFields(logrus.Fields{"audit": true, "decision": "deny", "reason": string(d.Reason), "user": d.User, "group": d.Group,
+		"container": d.Container, "image": d.Image, "sources": d.Sources(), "method": d.Route.Method, "route": d.Route.Path,
+		"api_version": d.Route.Version}).Warn(d.Msg)
+	l.WithFields(logrus.Fields{"audit": true, "decision": "group-recreated", "reason": "group-missing", "group": "docker-privileged"}).
+		Warn(`group "docker-privileged" was missing from JupyterHub and has been recreated empty; re-add its members`)
+
+	stamp := regexp.MustCompile(`"time":"[^"]*"`)
+	got, exp := stamp.ReplaceAllString(buf.String(), `"time":"T"`), stamp.ReplaceAllString(want.String(), `"time":"T"`)
+	if got != exp {
+		t.Fatalf("audit lines\n%s\nlogrus wrote\n%s", got, exp)
+	}
+	if !strings.Contains(buf.String(), `"time":"`+time.Now().Format("2006-01-02T")) {
+		t.Errorf("no RFC 3339 time of today in %s", buf.String())
 	}
 }

@@ -221,6 +221,7 @@ type bench struct {
 	nodes     []*node // nodes[0] serves every measurement; nodes[1] joins for the dockerd one
 	before    *benchProc
 	nulls     []*benchProc
+	reader    *benchProc // a null plugin that reads each body as hubauthz does (authz.ReadBody)
 	chainNull string // a null plugin's name in /run/docker/plugins, for dockerd's chain
 	report    bytes.Buffer
 }
@@ -290,8 +291,12 @@ func startBench(t *testing.T) *bench {
 		s := filepath.Join(t.TempDir(), n+".sock")
 		b.nulls = append(b.nulls, startBenchProc(t, n, s, nil, null, "null", "-socket", s))
 	}
+	s := filepath.Join(t.TempDir(), "reader.sock")
+	// The reader collects garbage as hubauthz does (GOGC=200, see
+	// cmd/hubauthz/main.go), so that hubauthz ÷ reader is the rule alone.
+	b.reader = startBenchProc(t, "reader", s, []string{"GOGC=200"}, null, "null", "-read-body", "-socket", s)
 	b.chainNull = fmt.Sprintf("authzload-null-%d", os.Getpid())
-	s := "/run/docker/plugins/" + b.chainNull + ".sock"
+	s = "/run/docker/plugins/" + b.chainNull + ".sock"
 	startBenchProc(t, "null-in-dockerd", s, nil, null, "null", "-socket", s)
 	b.startNode(t)
 	if bin := os.Getenv("HUBAUTHZ_BENCH_BEFORE"); bin != "" {
@@ -452,7 +457,8 @@ func (b *bench) socket(t *testing.T, storedID string) {
 	}
 	kinds = append(kinds, diag...)
 	targets := []load.Target{{Name: "hubauthz", Socket: b.nodes[0].hubauth.socket, PID: b.nodes[0].hubauth.pid},
-		{Name: "null", Socket: b.nulls[0].socket, PID: b.nulls[0].pid}, {Name: "null2", Socket: b.nulls[1].socket, PID: b.nulls[1].pid}}
+		{Name: "null", Socket: b.nulls[0].socket, PID: b.nulls[0].pid}, {Name: "null2", Socket: b.nulls[1].socket, PID: b.nulls[1].pid},
+		{Name: "reader", Socket: b.reader.socket, PID: b.reader.pid}}
 	if b.before != nil {
 		targets = append(targets, load.Target{Name: "hubauthz-before", Socket: b.before.socket, PID: b.before.pid})
 	}
@@ -486,9 +492,20 @@ func (b *bench) socket(t *testing.T, storedID string) {
 	b.printf("## Over the socket\n\nAuthZPlugin.AuthZReq posted over each plugin's unix socket on kept-alive connections "+
 		"(one per client), bodies from authz/testdata, membership cache warm. The targets take turns in %d rounds of %v "+
 		"per cell, in rotating order (each target in each position equally often), after a %v warm-up each; %v in all. "+
-		"null2 is a second null plugin: its ratio to null is the noise floor of this machine. CPU µs/req is the plugin "+
+		"null2 is a second null plugin: its ratio to null is the noise floor of this machine. reader is a null plugin that "+
+		"decodes each body as hubauthz does (authz.ReadBody) and decides nothing: the floor of any plugin that reads "+
+		"bodies with encoding/json into moby's types. hubauthz and reader run with GOGC=200 (hubauthz's default), the "+
+		"null plugins with Go's default of 100. CPU µs/req is the plugin "+
 		"process's CPU time (all threads, /proc/PID/task/*/schedstat) per request.\n\n", o.Rounds, o.Phase, o.Warmup, time.Since(began).Round(time.Second))
 	load.Report(&b.report, samples, "null")
+	var ruleOnly []*load.Sample
+	for _, s := range samples {
+		if s.Target == "hubauthz" || s.Target == "reader" {
+			ruleOnly = append(ruleOnly, s)
+		}
+	}
+	b.printf("hubauthz against reader, same run: what the rule costs beyond reading the body:\n\n")
+	load.Report(&b.report, ruleOnly, "reader")
 	if b.before != nil {
 		var pair []*load.Sample
 		for _, s := range samples {

@@ -1,10 +1,13 @@
 // Command authzload measures Docker authorization plugins over their unix
 // socket, the way dockerd talks to them.
 //
-//	authzload null -socket PATH
+//	authzload null -socket PATH [-read-body]
 //	    serves an allow-all plugin on PATH with the same transport as
 //	    hubauthz (github.com/docker/go-plugins-helpers/authorization): the
-//	    floor that any plugin's latency is compared with.
+//	    floor that any plugin's latency is compared with. With -read-body
+//	    it also decodes each request body as hubauthz does
+//	    (authz.ReadBody) before allowing it: the floor of any plugin that
+//	    reads bodies with encoding/json into moby's types.
 //
 //	authzload run -socket hubauthz=PATH -socket null=PATH [flags]
 //	    posts AuthZPlugin.AuthZReq to each socket on kept-alive connections,
@@ -29,6 +32,7 @@ import (
 	"time"
 
 	"github.com/docker/go-plugins-helpers/authorization"
+	"github.com/hubauthz/hubauthz/authz"
 	"github.com/hubauthz/hubauthz/cmd/authzload/load"
 )
 
@@ -38,7 +42,7 @@ func main() {
 
 func run(args []string, stdout, stderr io.Writer) int {
 	if len(args) == 0 {
-		fmt.Fprintln(stderr, "usage: authzload null -socket PATH | authzload run -socket [NAME=]PATH ... [flags]")
+		fmt.Fprintln(stderr, "usage: authzload null -socket PATH [-read-body] | authzload run -socket [NAME=]PATH ... [flags]")
 		return 2
 	}
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, syscall.SIGINT)
@@ -73,10 +77,20 @@ func (nullPlugin) AuthZRes(authorization.Request) authorization.Response {
 	return authorization.Response{Allow: true}
 }
 
+// readerPlugin allows everything after reading the body as hubauthz reads
+// it.
+type readerPlugin struct{ nullPlugin }
+
+func (readerPlugin) AuthZReq(r authorization.Request) authorization.Response {
+	_ = authz.ReadBody(r.RequestMethod, r.RequestURI, r.RequestBody)
+	return authorization.Response{Allow: true}
+}
+
 // serveNull serves the null plugin until ctx ends.
 func serveNull(ctx context.Context, args []string) error {
 	fs := flag.NewFlagSet("authzload null", flag.ContinueOnError)
 	socket := fs.String("socket", "/run/docker/plugins/authzload-null.sock", "unix socket to serve on")
+	readBody := fs.Bool("read-body", false, "decode each request body as hubauthz does before allowing it")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
@@ -90,7 +104,11 @@ func serveNull(ctx context.Context, args []string) error {
 	}
 	defer os.Remove(*socket)
 	done := make(chan error, 1)
-	go func() { done <- authorization.NewHandler(nullPlugin{}).Serve(l) }()
+	var p authorization.Plugin = nullPlugin{}
+	if *readBody {
+		p = readerPlugin{}
+	}
+	go func() { done <- authorization.NewHandler(p).Serve(l) }()
 	select {
 	case err := <-done:
 		return err

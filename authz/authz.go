@@ -27,7 +27,16 @@ type Config struct {
 	Resolver            Resolver      // follows symlinks in host paths; nil judges the text only
 	AllowSelfManagement bool          // allow disabling, reconfiguring or removing hubauthz
 	Timeout             time.Duration // bound on deciding one guarded request; 0 means none
+	// VolumeDrivers are the volume drivers trusted never to reach host
+	// files, by exact name; empty means only "local". A volume of any
+	// other driver counts as exposing every protected path. The local
+	// driver's options are judged; another trusted driver's are not.
+	VolumeDrivers []string
 }
+
+// LocalVolumeDriver is dockerd's built-in volume driver, the default of
+// Config.VolumeDrivers, and what an empty driver name means.
+const LocalVolumeDriver = "local"
 
 // Request is one Docker API request as dockerd hands it to the plugin.
 type Request struct {
@@ -41,12 +50,20 @@ type Authorizer struct {
 	cfg     Config
 	members Membership
 	inspect Inspector
+	drivers map[string]bool // cfg.VolumeDrivers
 }
 
 // New returns an Authorizer for cfg that asks m about group membership and
 // i about stored containers, volumes and plugins.
 func New(cfg Config, m Membership, i Inspector) *Authorizer {
-	return &Authorizer{cfg: cfg, members: m, inspect: i}
+	drivers := map[string]bool{}
+	for _, d := range cfg.VolumeDrivers {
+		drivers[d] = true
+	}
+	if len(drivers) == 0 {
+		drivers[LocalVolumeDriver] = true
+	}
+	return &Authorizer{cfg: cfg, members: m, inspect: i, drivers: drivers}
 }
 
 // Decide applies the rule to req. It allows unguarded routes without
@@ -130,6 +147,7 @@ func (a *Authorizer) decideStored(ctx context.Context, d Decision, body []byte) 
 	w.mounts = append(w.mounts, extra.mounts...)
 	w.volumesFrom = append(w.volumesFrom, extra.volumesFrom...)
 	w.pidModes = append(w.pidModes, extra.pidModes...)
+	w.volumeDrivers = append(w.volumeDrivers, extra.volumeDrivers...)
 	return a.decideWorkload(ctx, d, w)
 }
 
@@ -146,7 +164,7 @@ var fullID = regexp.MustCompile(`^[0-9a-f]{64}$`)
 // decideWorkload finds the exposures of w and judges them.
 func (a *Authorizer) decideWorkload(ctx context.Context, d Decision, w workload) Decision {
 	d.Image = w.image
-	f := finder{ctx: ctx, pp: a.cfg.Protected, resolver: a.cfg.Resolver, inspect: a.inspect}
+	f := finder{ctx: ctx, pp: a.cfg.Protected, resolver: a.cfg.Resolver, inspect: a.inspect, drivers: a.drivers}
 	if err := f.workload(w, ""); err != nil {
 		d.Reason = ReasonInspectFailed
 		return deny(d, "hubauthz %v, so the request is denied.", err)

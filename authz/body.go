@@ -102,6 +102,9 @@ func decodeCreate(body []byte) (workload, error) {
 			if hc.PidMode != "" {
 				w.pidModes = append(w.pidModes, string(hc.PidMode))
 			}
+			if hc.VolumeDriver != "" {
+				w.volumeDrivers = append(w.volumeDrivers, hc.VolumeDriver)
+			}
 		}
 	}
 	return w, nil
@@ -129,7 +132,7 @@ func mountSpecs(ms []mount.Mount) []MountSpec {
 	for _, m := range ms {
 		s := MountSpec{Type: string(m.Type), Source: m.Source}
 		if m.VolumeOptions != nil && m.VolumeOptions.DriverConfig != nil {
-			s.DriverOptions = m.VolumeOptions.DriverConfig.Options
+			s.Driver, s.DriverOptions = m.VolumeOptions.DriverConfig.Name, m.VolumeOptions.DriverConfig.Options
 		}
 		out = append(out, s)
 	}

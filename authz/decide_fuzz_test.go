@@ -401,12 +401,18 @@ func (o fzObject) String() string { return "{" + strings.Join(o, ",") + "}" }
 // one of them is judged by its source.
 var fzMountTypes = []string{"bind", "volume", "Bind", "", "npipe", "cluster"}
 
+// fzVolumeDrivers are the drivers an inline volume mount is written with:
+// local, left out (local too), and two that the default HUBAUTHZ_VOLUME_DRIVERS
+// does not trust (a host-path plugin, and local in the wrong case).
+var fzVolumeDrivers = []string{"local", "", "hostpath", "LOCAL"}
+
 // fzCreate is a create body built by FuzzDecideCreate, and what dockerd
 // would make of it.
 type fzCreate struct {
 	body      []byte
 	effSource string // the host source as dockerd reads it
 	effective bool   // whether dockerd would use it
+	untrusted bool   // whether the body names a volume driver that is not trusted
 }
 
 // fzBuildCreate writes a create body that carries source in the place
@@ -418,7 +424,8 @@ type fzCreate struct {
 //	keyStyle bit 6:    (read by FuzzDecideCreate) judge through the fake host root
 //	keyStyle bit 7:    indented
 //	placement % 8:     where the source goes (see below); placement / 8 picks
-//	                   the mount type and whether the volume is named
+//	                   the mount type, whether the volume is named and, for
+//	                   inline volume options, the driver (fzVolumeDrivers)
 func fzBuildCreate(tb testing.TB, source string, keyStyle, placement uint8, owner string) fzCreate {
 	casing, dup := int(keyStyle&3), int(keyStyle>>2&7)
 	k := func(name string) string { return fzKey(name, casing) }
@@ -448,7 +455,10 @@ func fzBuildCreate(tb testing.TB, source string, keyStyle, placement uint8, owne
 			opts.add(tb, "type", `"none"`)
 			opts.add(tb, "o", `"bind"`)
 			opts.add(tb, "device", fzJSON(tb, source))
-			drv.add(tb, k("Name"), `"local"`)
+			if name := fzVolumeDrivers[variant>>1&3]; name != "" {
+				drv.add(tb, k("Name"), fzJSON(tb, name))
+				c.untrusted = name != LocalVolumeDriver
+			}
 			drv.add(tb, k("Options"), opts.String())
 			vo.add(tb, k("DriverConfig"), drv.String())
 			m.add(tb, k("VolumeOptions"), vo.String())
@@ -612,6 +622,9 @@ func FuzzDecideCreate(f *testing.F) {
 			t.Fatalf("source %q exposes the socket, but Decide allows (%s, resolver %v):\n%s",
 				c.effSource, d.Reason, a == links, c.body)
 		}
+		if c.effective && c.untrusted && d.Allow {
+			t.Fatalf("the volume driver is not trusted, but Decide allows (%s, resolver %v):\n%s", d.Reason, a == links, c.body)
+		}
 		if c.effective && a == links && path.IsAbs(c.effSource) && !exposed && d.Allow {
 			if res, err := root.Resolve(c.effSource); err != nil {
 				t.Fatalf("source %q cannot be resolved (%v), but Decide allows:\n%s", c.effSource, err, c.body)
@@ -619,7 +632,7 @@ func FuzzDecideCreate(f *testing.F) {
 				t.Fatalf("source %q leads to %q, which exposes the socket, but Decide allows:\n%s", c.effSource, res, c.body)
 			}
 		}
-		if a == text && !exposed && (!d.Allow || d.Reason != ReasonNoExposure) {
+		if a == text && !exposed && !c.untrusted && (!d.Allow || d.Reason != ReasonNoExposure) {
 			t.Fatalf("source %q exposes nothing, but Decide says %v %s (%s):\n%s", c.effSource, d.Allow, d.Reason, d.Msg, c.body)
 		}
 	})
@@ -728,7 +741,9 @@ func fzField(m map[string]any, name string) (any, bool) {
 }
 
 // fzBodyExposures lists the host sources of a create body that dockerd
-// would use and that expose a protected path by their text. It reads the
+// would use and that expose a protected path by their text, and the volume
+// drivers it names that the default HUBAUTHZ_VOLUME_DRIVERS (local) does
+// not trust. It reads the
 // body with a generic decode, so it answers only for bodies whose keys do
 // not repeat (ok == false otherwise, or when the body is not a JSON object).
 func fzBodyExposures(pp ProtectedPaths, body []byte) (out []string, ok bool) {
@@ -753,6 +768,14 @@ func fzBodyExposures(pp ProtectedPaths, body []byte) (out []string, ok bool) {
 		if _, exposed := pp.Exposes(src); exposed {
 			out = append(out, src)
 		}
+	}
+	checkDriver := func(name any) {
+		if s, isStr := name.(string); isStr && s != "" && s != "local" {
+			out = append(out, "volume driver "+s)
+		}
+	}
+	if drv, found := fzField(host, "VolumeDriver"); found {
+		checkDriver(drv)
 	}
 	if binds, found := fzField(host, "Binds"); found {
 		list, _ := binds.([]any)
@@ -779,6 +802,8 @@ func fzBodyExposures(pp ProtectedPaths, body []byte) (out []string, ok bool) {
 			vom, _ := vo.(map[string]any)
 			dc, _ := fzField(vom, "DriverConfig")
 			dcm, _ := dc.(map[string]any)
+			name, _ := fzField(dcm, "Name")
+			checkDriver(name)
 			opts, _ := fzField(dcm, "Options")
 			optm, _ := opts.(map[string]any)
 			if dev, isStr := optm["device"].(string); isStr { // a map key: matched exactly
@@ -851,6 +876,9 @@ func TestFuzzOraclesSeeSomething(t *testing.T) {
 		`{"HostConfig":null,"binds":["/var/run/docker.sock:/x"]}`,
 		`{"hoſtconfig":{"mountſ":[{"type":"bind","ſource":"/"}]}}`,
 		`{"HostConfig":{"Mounts":[{"Type":"volume","VolumeOptions":{"DriverConfig":{"Options":{"device":"/var"}}}}]}}`,
+		`{"HostConfig":{"VolumeDriver":"hostpath","Binds":["v:/x"]}}`,
+		`{"volumedriver":"LOCAL"}`,
+		`{"HostConfig":{"Mounts":[{"Type":"volume","VolumeOptions":{"DriverConfig":{"Name":"hostpath"}}}]}}`,
 	} {
 		if out, ok := fzBodyExposures(pp, []byte(b)); !ok || len(out) == 0 {
 			t.Errorf("fzBodyExposures(%s) = %q, %v; want an exposure", b, out, ok)
@@ -868,6 +896,7 @@ func TestFuzzOraclesSeeSomething(t *testing.T) {
 		{0, 0, true}, {1, 1, true}, {2, 2, true}, {3, 3, true},
 		{2 << 2, 0, false}, {3 << 2, 1, true}, {4 << 2, 4, false}, {7 << 2, 1, true}, {7 << 2, 0, false},
 		{4 << 2, 2, false}, {3 << 2, 5, true},
+		{0, 3 + 8*4, true}, {0, 6 + 8*6, true},
 	} {
 		c := fzBuildCreate(t, "/var/run/docker.sock", tt.keyStyle, tt.placement, "bob")
 		if c.effective != tt.effective {

@@ -21,16 +21,17 @@ var ErrNotFound = errors.New("not found")
 // Container is what the rule needs of a stored container: its owner
 // sources and every way a host path reached it.
 type Container struct {
-	ID          string
-	Name        string
-	Image       string
-	Labels      map[string]string
-	Env         []string
-	Binds       []string
-	Mounts      []MountSpec
-	VolumesFrom []string
-	PidMode     string       // "host", "container:<name>" or empty
-	MountPoints []MountPoint // what dockerd registered at create, inherited mounts included
+	ID           string
+	Name         string
+	Image        string
+	Labels       map[string]string
+	Env          []string
+	Binds        []string
+	Mounts       []MountSpec
+	VolumesFrom  []string
+	PidMode      string       // "host", "container:<name>" or empty
+	VolumeDriver string       // HostConfig.VolumeDriver; empty means local
+	MountPoints  []MountPoint // what dockerd registered at create, inherited mounts included
 }
 
 // Forgetter is implemented by an Inspector that caches containers or
@@ -42,10 +43,12 @@ type Forgetter interface {
 }
 
 // MountSpec is a requested mount (HostConfig.Mounts or a service's
-// ContainerSpec.Mounts): a source and, for volumes, inline driver options.
+// ContainerSpec.Mounts): a source and, for volumes, the inline driver and
+// its options.
 type MountSpec struct {
 	Type          string
 	Source        string
+	Driver        string            // VolumeOptions.DriverConfig.Name; empty means local
 	DriverOptions map[string]string // VolumeOptions.DriverConfig.Options
 }
 
@@ -54,12 +57,13 @@ type MountPoint struct {
 	Type   string // bind, volume, tmpfs, ...
 	Source string // host path for binds
 	Name   string // volume name for volumes
+	Driver string // volume driver for volumes
 }
 
 // Volume is a named volume's driver and options.
 type Volume struct {
 	Name    string
-	Driver  string
+	Driver  string // empty means local
 	Options map[string]string
 }
 

@@ -186,6 +186,10 @@ func TestChangingContainersOrVolumesDropsTheCache(t *testing.T) {
 		{Method: "DELETE", URI: "/v1.41/volumes/v"},
 		{Method: "POST", URI: "/v1.41/volumes/prune"},
 		{Method: "POST", URI: "/v1.41/containers/create", Body: []byte(`{"Image":"bb","HostConfig":{"Mounts":[{"Type":"volume","Source":"new","Target":"/x","VolumeOptions":{"DriverConfig":{"Options":{"type":"tmpfs","device":"tmpfs"}}}}]}}`)},
+		// A volume of another driver may be created under a name cached as missing.
+		{Method: "POST", URI: "/v1.41/containers/create", Body: []byte(`{"Image":"bb","HostConfig":{"VolumeDriver":"hostpath","Binds":["new:/x"]}}`)},
+		{Method: "POST", URI: "/v1.41/containers/create", Body: []byte(`{"Image":"bb","VolumeDriver":"hostpath","Binds":["new:/x"]}`)},
+		{Method: "POST", URI: "/v1.41/containers/create", Body: []byte(`{"Image":"bb","HostConfig":{"Mounts":[{"Type":"volume","Source":"new","Target":"/x","VolumeOptions":{"DriverConfig":{"Name":"hostpath"}}}]}}`)},
 	} {
 		fi := newFakeInspector()
 		d := testAuthorizerWith(t, &fakeMembers{}, fi, Config{}).Decide(context.Background(), r)

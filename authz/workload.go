@@ -18,23 +18,43 @@ type workload struct {
 	mounts      []MountSpec
 	volumesFrom []string
 	pidModes    []string // HostConfig.PidMode, from every host config the request carries
-	mountPoints []MountPoint
+	// HostConfig.VolumeDriver, from every host config the request carries:
+	// the driver of the new volumes of Binds, of anonymous volumes and of
+	// the image's VOLUMEs
+	volumeDrivers []string
+	mountPoints   []MountPoint
 }
 
 func containerWorkload(c Container) workload {
-	return workload{image: c.Image, labels: []map[string]string{c.Labels}, env: c.Env, binds: c.Binds, mounts: c.Mounts,
+	w := workload{image: c.Image, labels: []map[string]string{c.Labels}, env: c.Env, binds: c.Binds, mounts: c.Mounts,
 		volumesFrom: c.VolumesFrom, pidModes: []string{c.PidMode}, mountPoints: c.MountPoints}
+	if c.VolumeDriver != "" {
+		w.volumeDrivers = []string{c.VolumeDriver}
+	}
+	return w
 }
 
 // createsVolumes reports whether creating w may create a named volume with
-// driver options, which cached volume inspections would not know.
+// driver options or of a driver other than local, which cached volume
+// inspections would not know.
 func (w workload) createsVolumes() bool {
 	for _, m := range w.mounts {
-		if len(m.DriverOptions) > 0 {
+		if len(m.DriverOptions) > 0 || !isLocal(m.Driver) {
+			return true
+		}
+	}
+	for _, d := range w.volumeDrivers {
+		if !isLocal(d) {
 			return true
 		}
 	}
 	return false
+}
+
+// isLocal reports whether a volume driver name is the local driver: an
+// empty name means local.
+func isLocal(driver string) bool {
+	return driver == "" || driver == LocalVolumeDriver
 }
 
 // Resolver follows symlinks in a host path; HostRoot is the real one.
@@ -49,6 +69,7 @@ type finder struct {
 	pp       ProtectedPaths
 	resolver Resolver
 	inspect  Inspector
+	drivers  map[string]bool // trusted volume drivers
 	seen     map[string]bool // containers already visited through VolumesFrom
 	volumes  []volumeAnswer  // volumes already inspected for this decision
 	out      []Exposure
@@ -82,8 +103,17 @@ func (f *finder) workload(w workload, via string) error {
 	}
 	for _, mp := range w.mountPoints {
 		src := mp.Source
-		if strings.EqualFold(mp.Type, "volume") && mp.Name != "" {
-			src = mp.Name
+		if strings.EqualFold(mp.Type, "volume") {
+			if mp.Driver != "" {
+				// The driver dockerd recorded; the volume's own is
+				// judged again if it still exists.
+				if err := f.driver(via+"MountPoints", mp.Driver, nil); err != nil {
+					return err
+				}
+			}
+			if mp.Name != "" {
+				src = mp.Name
+			}
 		}
 		if err := f.source(via+"MountPoints", src); err != nil {
 			return err
@@ -98,6 +128,17 @@ func (f *finder) workload(w workload, via string) error {
 	for _, mode := range w.pidModes {
 		if err := f.pid(via, mode); err != nil {
 			return err
+		}
+	}
+	// The driver of the volumes dockerd creates for this container, whether
+	// the request names them (a new volume in Binds, an anonymous one) or
+	// the image does (VOLUME), which is not looked at: an untrusted driver
+	// counts whatever the request's volumes are.
+	for _, d := range w.volumeDrivers {
+		if d != "" {
+			if err := f.driver(via+"VolumeDriver", d, nil); err != nil {
+				return err
+			}
 		}
 	}
 	return nil
@@ -128,10 +169,14 @@ func (f *finder) all(via, what string) {
 }
 
 // mount judges a requested mount: its source, and its inline volume
-// driver options.
+// driver and options. A mount that names neither leaves the driver to the
+// existing volume (judged through its source) or to dockerd's default,
+// local, for a new one.
 func (f *finder) mount(via string, m MountSpec) error {
-	if err := f.volumeOptions(via+".VolumeOptions", m.DriverOptions); err != nil {
-		return err
+	if m.Driver != "" || len(m.DriverOptions) > 0 {
+		if err := f.driver(via+".VolumeOptions", m.Driver, m.DriverOptions); err != nil {
+			return err
+		}
 	}
 	if m.Source == "" || strings.EqualFold(m.Type, "tmpfs") || strings.EqualFold(m.Type, "image") {
 		return nil
@@ -191,7 +236,27 @@ func (f *finder) volume(via, name string) error {
 	if err != nil {
 		return fmt.Errorf("cannot inspect volume %q: %w", name, err)
 	}
-	return f.volumeOptions(via+" volume "+name, v.Options)
+	return f.driver(via+" volume "+name, v.Driver, v.Options)
+}
+
+// driver judges a volume driver and its options. A driver that is not
+// trusted counts as exposing every protected path: what its volumes are is
+// its own business, and a host-path driver mounts whatever directory it is
+// told. The local driver's options are judged (an empty name is local); a
+// trusted other driver's options are not, since trusting a driver means
+// trusting it never to reach host files.
+func (f *finder) driver(via, name string, opts map[string]string) error {
+	if name == "" {
+		name = LocalVolumeDriver
+	}
+	switch {
+	case !f.drivers[name]:
+		f.all(via, fmt.Sprintf("untrusted volume driver %q", name))
+		return nil
+	case name == LocalVolumeDriver:
+		return f.volumeOptions(via, opts)
+	}
+	return nil
 }
 
 // safeVolumeTypes are the local driver's filesystem types that cannot reach

@@ -98,17 +98,17 @@ func (i *Inspector) Container(ctx context.Context, idOrName string) (authz.Conta
 		c.Image, c.Labels, c.Env = in.Config.Image, in.Config.Labels, in.Config.Env
 	}
 	if hc := in.HostConfig; hc != nil {
-		c.Binds, c.VolumesFrom, c.PidMode = hc.Binds, hc.VolumesFrom, string(hc.PidMode)
+		c.Binds, c.VolumesFrom, c.PidMode, c.VolumeDriver = hc.Binds, hc.VolumesFrom, string(hc.PidMode), hc.VolumeDriver
 		for _, m := range hc.Mounts {
 			s := authz.MountSpec{Type: string(m.Type), Source: m.Source}
 			if m.VolumeOptions != nil && m.VolumeOptions.DriverConfig != nil {
-				s.DriverOptions = m.VolumeOptions.DriverConfig.Options
+				s.Driver, s.DriverOptions = m.VolumeOptions.DriverConfig.Name, m.VolumeOptions.DriverConfig.Options
 			}
 			c.Mounts = append(c.Mounts, s)
 		}
 	}
 	for _, mp := range in.Mounts {
-		c.MountPoints = append(c.MountPoints, authz.MountPoint{Type: string(mp.Type), Source: mp.Source, Name: mp.Name})
+		c.MountPoints = append(c.MountPoints, authz.MountPoint{Type: string(mp.Type), Source: mp.Source, Name: mp.Name, Driver: mp.Driver})
 	}
 	if fullID.MatchString(c.ID) {
 		i.containers.Add(c.ID, c)

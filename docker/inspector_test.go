@@ -35,6 +35,11 @@ func fakeDockerd(t *testing.T) (host string, lookups *atomic.Int64) {
 		case strings.HasSuffix(r.URL.Path, "/volumes/plain"):
 			lookups.Add(1)
 			_, _ = w.Write([]byte(`{"Name":"plain","Driver":"local","Options":{}}`))
+		case strings.HasSuffix(r.URL.Path, "/containers/xdrv/json"):
+			lookups.Add(1)
+			_, _ = w.Write([]byte(`{"Id":"` + strings.Repeat("ab", 32) + `","Name":"/xdrv","Config":{"Image":"bb"},` +
+				`"HostConfig":{"VolumeDriver":"hostpath","Mounts":[{"Type":"volume","Target":"/m","VolumeOptions":{"DriverConfig":{"Name":"otherdrv","Options":{"k":"v"}}}}]},` +
+				`"Mounts":[{"Type":"volume","Name":"v1","Driver":"hostpath","Destination":"/d"}]}`))
 		case strings.HasSuffix(r.URL.Path, "/volumes/gone"):
 			lookups.Add(1)
 			w.WriteHeader(http.StatusNotFound)
@@ -106,5 +111,25 @@ func TestVolumeCacheExpires(t *testing.T) {
 	_, _ = i.Volume(context.Background(), "plain")
 	if got := lookups.Load(); got != 2 {
 		t.Fatalf("%d lookups; want 2 after the TTL", got)
+	}
+}
+
+// TestContainerCarriesVolumeDrivers: the rule judges the volume drivers of
+// a stored container, so the inspection must keep all three places they are
+// recorded.
+func TestContainerCarriesVolumeDrivers(t *testing.T) {
+	host, _ := fakeDockerd(t)
+	i, err := New(host, 2*time.Second, 16, time.Minute)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer i.Close()
+	c, err := i.Container(context.Background(), "xdrv")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.VolumeDriver != "hostpath" || len(c.Mounts) != 1 || c.Mounts[0].Driver != "otherdrv" || c.Mounts[0].DriverOptions["k"] != "v" ||
+		len(c.MountPoints) != 1 || c.MountPoints[0].Driver != "hostpath" || c.MountPoints[0].Name != "v1" {
+		t.Fatalf("Container(xdrv) = %+v; want the volume drivers of HostConfig, Mounts and MountPoints", c)
 	}
 }

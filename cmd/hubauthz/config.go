@@ -28,6 +28,7 @@ var settings = []setting{
 	{"HUBAUTHZ_PROTECTED_PATHS", "protected-paths", "/var/run/docker.sock,/run/containerd/containerd.sock", "comma-separated host paths that only group members may mount (the plugin socket directory /run/docker/plugins is always added)"},
 	{"HUBAUTHZ_OWNER_LABEL", "owner-label", "hub.jupyter.org/username", "comma-separated container label keys naming the owning hub user, in order of precedence"},
 	{"HUBAUTHZ_UNOWNED", "unowned", "allow", "allow or deny exposure for containers with no hub owner"},
+	{"HUBAUTHZ_VOLUME_DRIVERS", "volume-drivers", "local", "comma-separated volume drivers trusted never to reach host files, by exact name; a volume of any other driver counts as exposing every protected path (the local driver's options are still judged)"},
 	{"HUBAUTHZ_GROUP", "group", "docker-privileged", "JupyterHub group whose members may mount protected paths"},
 	{"JUPYTERHUB_API_URL", "hub-url", "", "JupyterHub API URL, e.g. http://127.0.0.1:8081/hub/api (required)"},
 	{"JUPYTERHUB_API_TOKEN", "", "", "JupyterHub API token (no flag: command lines are world-readable)"},
@@ -63,6 +64,7 @@ type config struct {
 	DockerTimeout       time.Duration
 	HostRoot            string
 	AllowSelfManagement bool
+	VolumeDrivers       []string // trusted volume drivers
 	MetricsAddr         string
 }
 
@@ -105,6 +107,9 @@ func validate(get func(string) string) (*config, error) {
 		return nil, fmt.Errorf("HUBAUTHZ_SOCKET: %w", err)
 	}
 	c.OwnerLabels = splitList(get("HUBAUTHZ_OWNER_LABEL"))
+	if c.VolumeDrivers, err = volumeDrivers(get("HUBAUTHZ_VOLUME_DRIVERS")); err != nil {
+		return nil, err
+	}
 	switch get("HUBAUTHZ_UNOWNED") {
 	case "allow":
 	case "deny":
@@ -198,6 +203,24 @@ func splitList(s string) []string {
 	return out
 }
 
+// volumeDrivers reads HUBAUTHZ_VOLUME_DRIVERS. Names match exactly, so an
+// empty name is a mistake to report, not an entry to skip, and an empty
+// list is refused rather than guessed at: it could mean the default or
+// trusting no driver at all.
+func volumeDrivers(v string) ([]string, error) {
+	if v == "" {
+		return nil, errors.New("HUBAUTHZ_VOLUME_DRIVERS must name at least one volume driver (the default is local)")
+	}
+	var out []string
+	for _, d := range strings.Split(v, ",") {
+		if d = strings.TrimSpace(d); d == "" {
+			return nil, fmt.Errorf("HUBAUTHZ_VOLUME_DRIVERS has an empty driver name in %q", v)
+		}
+		out = append(out, d)
+	}
+	return out, nil
+}
+
 // pluginSocketDir is where dockerd looks for plugin sockets, legacy and
 // managed (/run/docker/plugins/<id>/).
 const pluginSocketDir = "/run/docker/plugins"
@@ -205,7 +228,7 @@ const pluginSocketDir = "/run/docker/plugins"
 func (c *config) authzConfig() authz.Config {
 	root := authz.NewHostRoot(c.HostRoot)
 	return authz.Config{Protected: c.Protected.Resolved(root), OwnerLabels: c.OwnerLabels, Group: c.Group, DenyUnowned: c.DenyUnowned,
-		AllowSelfManagement: c.AllowSelfManagement, Resolver: root,
+		AllowSelfManagement: c.AllowSelfManagement, Resolver: root, VolumeDrivers: c.VolumeDrivers,
 		// One decision may inspect, then ask the hub; neither may block dockerd long.
 		Timeout: c.HubTimeout + 2*c.DockerTimeout + time.Second}
 }

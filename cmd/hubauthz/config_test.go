@@ -54,6 +54,9 @@ func TestInvalidConfigurationExitsWithOneLine(t *testing.T) {
 		{"negative ttl", "HUBAUTHZ_CACHE_TTL", "-1s", "HUBAUTHZ_CACHE_TTL"},
 		{"relative protected path", "HUBAUTHZ_PROTECTED_PATHS", "docker.sock", "not absolute"},
 		{"bad log level", "HUBAUTHZ_LOG_LEVEL", "loud", "HUBAUTHZ_LOG_LEVEL"},
+		{"blank volume drivers", "HUBAUTHZ_VOLUME_DRIVERS", " ", "HUBAUTHZ_VOLUME_DRIVERS must name at least one volume driver"},
+		{"empty volume driver name", "HUBAUTHZ_VOLUME_DRIVERS", "local,,hostpath", "HUBAUTHZ_VOLUME_DRIVERS has an empty driver name"},
+		{"only commas for volume drivers", "HUBAUTHZ_VOLUME_DRIVERS", ",", "HUBAUTHZ_VOLUME_DRIVERS has an empty driver name"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -75,6 +78,44 @@ func TestInvalidConfigurationExitsWithOneLine(t *testing.T) {
 				t.Fatalf("stderr leaks the token: %q", msg)
 			}
 		})
+	}
+}
+
+// TestVolumeDriversSetting: HUBAUTHZ_VOLUME_DRIVERS trusts local by
+// default, takes exact names from the environment or --volume-drivers, and
+// reaches the rule; a list with an empty name exits 2 with one line.
+func TestVolumeDriversSetting(t *testing.T) {
+	base := map[string]string{"JUPYTERHUB_API_URL": "http://hub/api", "JUPYTERHUB_API_TOKEN": "t"}
+	for _, tt := range []struct {
+		name string
+		env  string
+		args []string
+		want string
+	}{
+		{name: "default", want: "local"},
+		{name: "environment", env: " local , vieux/sshfs:latest,LOCAL", want: "local|vieux/sshfs:latest|LOCAL"},
+		{name: "flag wins", env: "local", args: []string{"--volume-drivers", "hostpath"}, want: "hostpath"},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			env := map[string]string{"HUBAUTHZ_VOLUME_DRIVERS": tt.env}
+			for k, v := range base {
+				env[k] = v
+			}
+			cfg, err := loadConfig(tt.args, envOf(env))
+			if err != nil {
+				t.Fatal(err)
+			}
+			if got := strings.Join(cfg.authzConfig().VolumeDrivers, "|"); got != tt.want {
+				t.Fatalf("VolumeDrivers = %q; want %q", got, tt.want)
+			}
+		})
+	}
+	for _, bad := range [][]string{{"--volume-drivers", ""}, {"--volume-drivers", "local,"}, {"--volume-drivers", "a, ,b"}} {
+		var out, errw bytes.Buffer
+		if code := run(bad, envOf(base), &out, &errw); code != 2 || strings.Count(errw.String(), "\n") != 1 ||
+			!strings.Contains(errw.String(), "HUBAUTHZ_VOLUME_DRIVERS") {
+			t.Errorf("%q: exit %d, stderr %q; want exit 2 and one line naming HUBAUTHZ_VOLUME_DRIVERS", bad, code, errw.String())
+		}
 	}
 }
 

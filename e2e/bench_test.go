@@ -222,7 +222,7 @@ type bench struct {
 	before    *benchProc
 	nulls     []*benchProc
 	reader    *benchProc // a null plugin that reads each body as hubauthz does (authz.ReadBody)
-	chainNull string // a null plugin's name in /run/docker/plugins, for dockerd's chain
+	chainNull string     // a null plugin's name in /run/docker/plugins, for dockerd's chain
 	report    bytes.Buffer
 }
 

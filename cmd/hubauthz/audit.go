@@ -28,7 +28,8 @@ type auditor struct {
 	send    func(msg string, p journal.Priority, vars map[string]string) error
 	// queue, when set, hands journal records to one writer goroutine, so
 	// that a stuck journald never holds up a decision. nil sends inline.
-	queue chan auditRecord
+	queue   chan auditRecord
+	flushes chan chan struct{} // flush's requests to the writer
 }
 
 // auditRecord is one audit record. The JSON keys are in alphabetical
@@ -125,16 +126,57 @@ func newAuditor(log *logrus.Logger, mode journalMode) (*auditor, error) {
 	}
 	a := &auditor{log: log, journal: mode, send: journal.Send}
 	if mode != journalOff {
-		a.queue = make(chan auditRecord, 1024)
+		a.queue, a.flushes = make(chan auditRecord, 1024), make(chan chan struct{})
 		go a.writeJournal()
 	}
 	return a, nil
 }
 
-// writeJournal sends queued records to journald, in order.
+// writeJournal sends queued records to journald, in order. It alone
+// sends, so order holds; flush asks it to send what is queued and waits.
+// (Batching records to save wake-ups was measured and dropped: it saved a
+// few percent of CPU at 8 clients and doubled p99 at one client.)
 func (a *auditor) writeJournal() {
-	for r := range a.queue {
-		a.sendNow(r)
+	for {
+		select {
+		case r := <-a.queue:
+			a.sendNow(r)
+		case done := <-a.flushes:
+			a.drain()
+			close(done)
+		}
+	}
+}
+
+// drain sends every record queued now.
+func (a *auditor) drain() {
+	for {
+		select {
+		case r := <-a.queue:
+			a.sendNow(r)
+		default:
+			return
+		}
+	}
+}
+
+// flush has the journal writer send every queued record, and waits for it
+// up to a second (journald may be stuck). serve calls it on the way out,
+// so that a stop does not lose the records still queued.
+func (a *auditor) flush() {
+	if a.queue == nil {
+		return
+	}
+	done := make(chan struct{})
+	timeout := time.After(time.Second)
+	select {
+	case a.flushes <- done:
+	case <-timeout:
+		return
+	}
+	select {
+	case <-done:
+	case <-timeout:
 	}
 }
 

@@ -159,6 +159,7 @@ func serve[T any](ctx context.Context, cfg *config, logw io.Writer, flush <-chan
 		case <-ctx.Done():
 			log.Info("hubauthz stopping")
 			l.Close()
+			p.audit.flush()
 			return nil
 		}
 	}

@@ -456,6 +456,9 @@ func (b *bench) socket(t *testing.T, storedID string) {
 		t.Fatal(err)
 	}
 	kinds = append(kinds, diag...)
+	if only := os.Getenv("HUBAUTHZ_BENCH_KINDS"); only != "" {
+		kinds = slices.DeleteFunc(kinds, func(k load.Kind) bool { return !slices.Contains(strings.Split(only, ","), k.Name) })
+	}
 	targets := []load.Target{{Name: "hubauthz", Socket: b.nodes[0].hubauth.socket, PID: b.nodes[0].hubauth.pid},
 		{Name: "null", Socket: b.nulls[0].socket, PID: b.nulls[0].pid}, {Name: "null2", Socket: b.nulls[1].socket, PID: b.nulls[1].pid},
 		{Name: "reader", Socket: b.reader.socket, PID: b.reader.pid}}

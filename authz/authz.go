@@ -152,6 +152,31 @@ func (a *Authorizer) decideStored(ctx context.Context, d Decision, body []byte) 
 }
 
 // forget drops the Inspector's container cache, if it has one.
+// Settled tells the Authorizer that dockerd has carried out req (the
+// response phase, AuthZRes). The caches forget again after every request
+// that may have created, removed or renamed a volume or a container, as
+// they did when it was authorized: an inspection made while dockerd was
+// carrying it out may have seen the state it replaced. (The inspector also
+// keeps no answer from a lookup that a forget overtook.)
+func (a *Authorizer) Settled(req Request) {
+	route, ok := ParseRoute(req.Method, req.URI)
+	if !ok {
+		return
+	}
+	switch route.Kind {
+	case RouteObjectChange:
+		a.forget()
+	case RouteContainerCreate:
+		if fullID.MatchString(route.Name) {
+			a.forget()
+			return
+		}
+		if w, err := decodeCreate(req.Body); err == nil && w.createsVolumes() {
+			a.forget()
+		}
+	}
+}
+
 func (a *Authorizer) forget() {
 	if f, ok := a.inspect.(Forgetter); ok {
 		f.Forget()

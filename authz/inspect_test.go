@@ -192,9 +192,32 @@ func TestChangingContainersOrVolumesDropsTheCache(t *testing.T) {
 		{Method: "POST", URI: "/v1.41/containers/create", Body: []byte(`{"Image":"bb","HostConfig":{"Mounts":[{"Type":"volume","Source":"new","Target":"/x","VolumeOptions":{"DriverConfig":{"Name":"hostpath"}}}]}}`)},
 	} {
 		fi := newFakeInspector()
-		d := testAuthorizerWith(t, &fakeMembers{}, fi, Config{}).Decide(context.Background(), r)
+		a := testAuthorizerWith(t, &fakeMembers{}, fi, Config{})
+		d := a.Decide(context.Background(), r)
 		if !d.Allow || fi.forgets != 1 {
 			t.Errorf("%s %s: allow %v, cache dropped %d times; want an allow that drops it once", r.Method, r.URI, d.Allow, fi.forgets)
+		}
+		// And again once dockerd has carried it out (AuthZRes): a lookup
+		// made in between may have seen what the request replaced.
+		a.Settled(r)
+		if fi.forgets != 2 {
+			t.Errorf("%s %s settled: cache dropped %d times in all; want 2", r.Method, r.URI, fi.forgets)
+		}
+	}
+}
+
+func TestSettledRequestsThatChangeNothingKeepTheCache(t *testing.T) {
+	for _, r := range []Request{
+		{Method: "GET", URI: "/v1.41/containers/json"},
+		{Method: "POST", URI: "/v1.41/containers/create?name=jupyter-bob", Body: []byte(`{"Image":"bb","HostConfig":{"Binds":["jupyterhub-user-bob:/home/jovyan/work"]}}`)},
+		{Method: "POST", URI: "/v1.41/containers/create", Body: []byte(`{"HostConfig":`)},
+		{Method: "POST", URI: "/v1.41/containers/abc/start"},
+		{Method: "", URI: ""},
+	} {
+		fi := newFakeInspector()
+		testAuthorizerWith(t, &fakeMembers{}, fi, Config{}).Settled(r)
+		if fi.forgets != 0 {
+			t.Errorf("%s %s settled: cache dropped %d times; want 0", r.Method, r.URI, fi.forgets)
 		}
 	}
 }

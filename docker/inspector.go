@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"regexp"
 	"strings"
+	"sync/atomic"
 	"time"
 
 	cerrdefs "github.com/containerd/errdefs"
@@ -39,6 +40,10 @@ type Inspector struct {
 	timeout    time.Duration
 	containers *lru.Cache[string, authz.Container]
 	volumes    *expirable.LRU[string, cachedVolume]
+	// gen counts Forget calls. An answer is cached only if no Forget came
+	// between the start of its lookup and its end: a lookup in flight
+	// when a volume is created may have seen it missing.
+	gen atomic.Uint64
 }
 
 // cachedVolume is a volume inspection: the volume, or that it does not exist.
@@ -70,6 +75,7 @@ func New(host string, timeout time.Duration, cacheSize int, volumeTTL time.Durat
 // is removed or renamed, because a name may be set to a removed container's
 // ID and would then resolve to another container than the cached one.
 func (i *Inspector) Forget() {
+	i.gen.Add(1)
 	i.containers.Purge()
 	i.volumes.Purge()
 }
@@ -125,6 +131,7 @@ func (i *Inspector) Volume(ctx context.Context, name string) (authz.Volume, erro
 		}
 		return c.vol, nil
 	}
+	gen := i.gen.Load()
 	ctx, cancel := context.WithTimeout(ctx, i.timeout)
 	defer cancel()
 	res, err := i.cli.VolumeInspect(ctx, name, client.VolumeInspectOptions{})
@@ -132,14 +139,23 @@ func (i *Inspector) Volume(ctx context.Context, name string) (authz.Volume, erro
 		err = wrap("inspect volume", name, err)
 		i.observe("volume", false, err)
 		if errors.Is(err, authz.ErrNotFound) {
-			i.volumes.Add(name, cachedVolume{missing: true})
+			i.cacheVolume(gen, name, cachedVolume{missing: true})
 		}
 		return authz.Volume{}, err
 	}
 	i.observe("volume", false, nil)
 	v := authz.Volume{Name: res.Volume.Name, Driver: res.Volume.Driver, Options: res.Volume.Options}
-	i.volumes.Add(name, cachedVolume{vol: v})
+	i.cacheVolume(gen, name, cachedVolume{vol: v})
 	return v, nil
+}
+
+// cacheVolume stores a volume answer whose lookup began at generation gen,
+// unless a Forget has come since. (A Forget between this check and the Add
+// purges after it, so the answer does not survive it either way.)
+func (i *Inspector) cacheVolume(gen uint64, name string, c cachedVolume) {
+	if i.gen.Load() == gen {
+		i.volumes.Add(name, c)
+	}
 }
 
 // Plugin returns what identifies a managed plugin.

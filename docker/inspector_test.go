@@ -133,3 +133,58 @@ func TestContainerCarriesVolumeDrivers(t *testing.T) {
 		t.Fatalf("Container(xdrv) = %+v; want the volume drivers of HostConfig, Mounts and MountPoints", c)
 	}
 }
+
+// TestForgetDuringLookupIsNotCached covers a race: a volume lookup in
+// flight while a request that creates that volume is authorized (Forget)
+// and carried out. Its "missing" answer predates the volume and must not
+// be cached, or a later request could mount the new volume unjudged for
+// a whole TTL.
+func TestForgetDuringLookupIsNotCached(t *testing.T) {
+	arrived, release := make(chan struct{}), make(chan struct{})
+	var lookups atomic.Int64
+	sock := filepath.Join(t.TempDir(), "d.sock")
+	l, err := net.Listen("unix", sock)
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := httptest.NewUnstartedServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Api-Version", "1.41")
+		w.Header().Set("Content-Type", "application/json")
+		if strings.HasSuffix(r.URL.Path, "/_ping") {
+			_, _ = w.Write([]byte("OK"))
+			return
+		}
+		if lookups.Add(1) == 1 {
+			close(arrived)
+			<-release
+			w.WriteHeader(http.StatusNotFound)
+			_, _ = w.Write([]byte(`{"message":"get racy: no such volume"}`))
+			return
+		}
+		_, _ = w.Write([]byte(`{"Name":"racy","Driver":"local","Options":{"type":"none","o":"bind","device":"/var/run"}}`))
+	}))
+	srv.Listener = l
+	srv.Start()
+	defer srv.Close()
+	i, err := New("unix://"+sock, 5*time.Second, 16, time.Minute)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer i.Close()
+
+	first := make(chan error, 1)
+	go func() { _, err := i.Volume(context.Background(), "racy"); first <- err }()
+	<-arrived
+	i.Forget() // the volume is being created
+	close(release)
+	if err := <-first; !errors.Is(err, authz.ErrNotFound) {
+		t.Fatalf("first lookup = %v; want ErrNotFound", err)
+	}
+	v, err := i.Volume(context.Background(), "racy")
+	if err != nil || v.Options["device"] != "/var/run" {
+		t.Fatalf("after Forget: Volume(racy) = %+v, %v; want the created volume, not the cached miss", v, err)
+	}
+	if got := lookups.Load(); got != 2 {
+		t.Fatalf("%d lookups; want 2", got)
+	}
+}

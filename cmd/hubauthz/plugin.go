@@ -29,7 +29,16 @@ func (p *plugin) AuthZReq(r authorization.Request) (res authorization.Response) 
 	return authorization.Response{Allow: d.Allow, Msg: d.Msg}
 }
 
-// AuthZRes allows every response: the rule is decided on requests.
-func (p *plugin) AuthZRes(authorization.Request) authorization.Response {
+// AuthZRes allows every response: the rule is decided on requests. It
+// tells the rule that dockerd has carried the request out, so that the
+// inspection caches forget what it may have changed.
+func (p *plugin) AuthZRes(r authorization.Request) (res authorization.Response) {
+	defer func() {
+		if v := recover(); v != nil {
+			p.audit.log.WithField("panic", v).Error("hubauthz: internal error after a request")
+		}
+		res = authorization.Response{Allow: true}
+	}()
+	p.az.Settled(authz.Request{Method: r.RequestMethod, URI: r.RequestURI, Body: r.RequestBody})
 	return authorization.Response{Allow: true}
 }

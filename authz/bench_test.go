@@ -227,6 +227,9 @@ func referenceWorkload(body []byte) (workload, error) {
 			if hc.PidMode != "" {
 				w.pidModes = append(w.pidModes, string(hc.PidMode))
 			}
+			if hc.VolumeDriver != "" {
+				w.volumeDrivers = append(w.volumeDrivers, hc.VolumeDriver)
+			}
 		}
 	}
 	return w, nil
@@ -273,6 +276,7 @@ func FuzzDecodeCreateUnchanged(f *testing.F) {
 		`{"BINDS":["/run:/r"],"pidmode":"host","hostCONFIG":{"volumesfrom":["a"],"PIDMODE":"container:b"}}`,
 		`{"Mounts":[{"Type":"volume","Source":"v","VolumeOptions":{"DriverConfig":{"Name":"local","Options":{"device":"/run","o":"bind"}}}}]}`,
 		`{"Cpuset":"0","NetworkingConfig":{"EndpointsConfig":{"n":{}}},"Binds":["/run:/r"]}`,
+		`{"VolumeDriver":"hostpath"}`, `{"HostConfig":{"volumedriver":"a"},"VolumeDriver":"b","Binds":["v:/x"]}`,
 		`{"Image":"a","Image":"b","Env":["JUPYTERHUB_USER=x"],"env":["JUPYTERHUB_USER=y"]}`,
 		`{"ExposedPorts":{"99999/tcp":{}}}`, `{"HostConfig":{"PortBindings":{"80/tcp":[{"HostIp":"not-an-ip"}]}}}`,
 		`{"Cmd":"true","Entrypoint":["sh"],"Healthcheck":{"Interval":"1s"}}`, `{"Cmd":{},"Binds":["/run:/r"]}`,

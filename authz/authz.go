@@ -95,8 +95,8 @@ func (a *Authorizer) Decide(ctx context.Context, req Request) Decision {
 		return a.selfProtection(ctx, d)
 	case RouteContainerCreate:
 		w, err = decodeCreate(req.Body)
-		if fullID.MatchString(route.Name) || w.createsVolumes() {
-			a.forget() // the new name is another container's ID, or a volume may be created with options
+		if createChangesCaches(route, w) {
+			a.forget()
 		}
 	case RouteServiceUpdate:
 		if route.Rollback {
@@ -167,14 +167,18 @@ func (a *Authorizer) Settled(req Request) {
 	case RouteObjectChange:
 		a.forget()
 	case RouteContainerCreate:
-		if fullID.MatchString(route.Name) {
-			a.forget()
-			return
-		}
-		if w, err := decodeCreate(req.Body); err == nil && w.createsVolumes() {
+		w, _ := decodeCreate(req.Body) // a body that cannot be read created nothing
+		if createChangesCaches(route, w) {
 			a.forget()
 		}
 	}
+}
+
+// createChangesCaches reports whether a container create may make a cached
+// answer wrong: its name is another container's ID, or it may create a
+// volume with options or of another driver under a name cached as missing.
+func createChangesCaches(route Route, w workload) bool {
+	return fullID.MatchString(route.Name) || w.createsVolumes()
 }
 
 func (a *Authorizer) forget() {

@@ -21,12 +21,7 @@ import (
 func fakeDockerd(t *testing.T) (host string, lookups *atomic.Int64) {
 	t.Helper()
 	lookups = &atomic.Int64{}
-	sock := filepath.Join(t.TempDir(), "d.sock")
-	l, err := net.Listen("unix", sock)
-	if err != nil {
-		t.Fatal(err)
-	}
-	srv := httptest.NewUnstartedServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+	return serveDockerd(t, func(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set("Api-Version", "1.41")
 		w.Header().Set("Content-Type", "application/json")
 		switch {
@@ -49,11 +44,23 @@ func fakeDockerd(t *testing.T) (host string, lookups *atomic.Int64) {
 			w.WriteHeader(http.StatusInternalServerError)
 			_, _ = w.Write([]byte(`{"message":"boom"}`))
 		}
-	}))
+	}), lookups
+}
+
+// serveDockerd serves h as a Docker API on a unix socket for the test and
+// returns its DOCKER_HOST.
+func serveDockerd(t *testing.T, h http.HandlerFunc) string {
+	t.Helper()
+	sock := filepath.Join(t.TempDir(), "d.sock")
+	l, err := net.Listen("unix", sock)
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := httptest.NewUnstartedServer(h)
 	srv.Listener = l
 	srv.Start()
 	t.Cleanup(srv.Close)
-	return "unix://" + sock, lookups
+	return "unix://" + sock
 }
 
 func TestVolumeCacheAnswersRepeatsAndForgets(t *testing.T) {
@@ -142,12 +149,7 @@ func TestContainerCarriesVolumeDrivers(t *testing.T) {
 func TestForgetDuringLookupIsNotCached(t *testing.T) {
 	arrived, release := make(chan struct{}), make(chan struct{})
 	var lookups atomic.Int64
-	sock := filepath.Join(t.TempDir(), "d.sock")
-	l, err := net.Listen("unix", sock)
-	if err != nil {
-		t.Fatal(err)
-	}
-	srv := httptest.NewUnstartedServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+	host := serveDockerd(t, func(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set("Api-Version", "1.41")
 		w.Header().Set("Content-Type", "application/json")
 		if strings.HasSuffix(r.URL.Path, "/_ping") {
@@ -162,11 +164,8 @@ func TestForgetDuringLookupIsNotCached(t *testing.T) {
 			return
 		}
 		_, _ = w.Write([]byte(`{"Name":"racy","Driver":"local","Options":{"type":"none","o":"bind","device":"/var/run"}}`))
-	}))
-	srv.Listener = l
-	srv.Start()
-	defer srv.Close()
-	i, err := New("unix://"+sock, 5*time.Second, 16, time.Minute)
+	})
+	i, err := New(host, 5*time.Second, 16, time.Minute)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -140,14 +140,14 @@ func startBenchProc(t *testing.T, name, socket string, env []string, bin string,
 	cmd := exec.Command(bin, args...)
 	cmd.Env = append([]string{"PATH=" + os.Getenv("PATH")}, env...)
 	cmd.Stdout, cmd.Stderr = logf, logf
-	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGTERM}
-	if err := cmd.Start(); err != nil {
+	waited, err := dockertest.StartTied(cmd)
+	if err != nil {
 		t.Fatal(err)
 	}
 	p.pid = cmd.Process.Pid
 	t.Cleanup(func() {
 		_ = cmd.Process.Signal(syscall.SIGTERM)
-		_ = cmd.Wait()
+		<-waited
 		logf.Close()
 	})
 	for i := 0; ; i++ {

@@ -10,6 +10,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/hubauthz/hubauthz/e2e/dockertest"
 )
 
 const journalSocket = "/run/systemd/journal/socket"
@@ -26,13 +28,13 @@ func startJournald() (stop func(), err error) {
 		return nil, fmt.Errorf("no journal socket and no %s (apt-get install systemd)", bin)
 	}
 	cmd := exec.Command(bin)
-	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGTERM}
-	if err := cmd.Start(); err != nil {
+	waited, err := dockertest.StartTied(cmd)
+	if err != nil {
 		return nil, err
 	}
 	stop = func() {
 		_ = cmd.Process.Signal(syscall.SIGTERM)
-		_ = cmd.Wait()
+		<-waited
 	}
 	for i := 0; i < 100; i++ {
 		if journalRunning() {

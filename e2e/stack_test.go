@@ -106,13 +106,13 @@ func (s *stack) startPlugin(t *testing.T, env map[string]string, socket string) 
 		cmd.Env = append(cmd.Env, k+"="+v)
 	}
 	cmd.Stdout, cmd.Stderr = logf, logf
-	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGTERM}
-	if err := cmd.Start(); err != nil {
+	waited, err := dockertest.StartTied(cmd)
+	if err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() {
 		_ = cmd.Process.Signal(syscall.SIGTERM)
-		_ = cmd.Wait()
+		<-waited
 		logf.Close()
 		if t.Failed() {
 			t.Logf("hubauthz log:\n%s", s.pluginLog())

@@ -28,39 +28,60 @@ type proc struct {
 	err  error         // the result of Wait, valid after done is closed
 }
 
+// StartTied starts cmd with SIGTERM as its parent-death signal, forked
+// from an OS thread that stays alive exactly as long as the process does,
+// and returns a channel that yields cmd.Wait's result once it is reaped.
+//
+// Linux sends the parent-death signal when the forking *thread* ends, not
+// the process, and the Go runtime ends the thread of every goroutine that
+// returns while locked to it (as the one here does, after reaping). A child
+// forked from an ordinary thread could therefore be killed in the middle of
+// a test, whenever some locked goroutine last ran on that thread; a
+// journald started that way died between two tests of one run. Forked
+// here, a child gets the signal only if the whole test binary dies first
+// (a panic, a go test timeout), and shuts itself down instead of lingering.
+func StartTied(cmd *exec.Cmd) (<-chan error, error) {
+	if cmd.SysProcAttr == nil {
+		cmd.SysProcAttr = &syscall.SysProcAttr{}
+	}
+	cmd.SysProcAttr.Pdeathsig = syscall.SIGTERM
+	started, done := make(chan error, 1), make(chan error, 1)
+	go func() {
+		runtime.LockOSThread() // never unlocked: the thread ends with this goroutine
+		if err := cmd.Start(); err != nil {
+			started <- err
+			return
+		}
+		started <- nil
+		done <- cmd.Wait()
+	}()
+	if err := <-started; err != nil {
+		return nil, err
+	}
+	return done, nil
+}
+
 // startProc starts path with args, its stdout and stderr appended to
-// logPath. The process is forked from an OS thread that stays alive exactly
-// as long as the process does, and it gets SIGTERM as its parent-death
-// signal: if the test binary dies without running its cleanups (a panic, a
-// go test timeout), the daemon shuts itself down instead of lingering.
+// logPath, in its own process group, tied to the test binary (StartTied).
 func startProc(path string, args []string, logPath string) (*proc, error) {
 	logFile, err := os.OpenFile(logPath, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o600)
 	if err != nil {
 		return nil, err
 	}
-	p := &proc{name: filepath.Base(path), done: make(chan struct{})}
-	started := make(chan error, 1)
-	go func() {
-		// Never unlocked: the thread ends with this goroutine, after
-		// the process is reaped, so Pdeathsig fires only if the whole
-		// test binary dies first.
-		runtime.LockOSThread()
-		defer close(p.done)
-		defer logFile.Close()
-		cmd := exec.Command(path, args...)
-		cmd.Stdout, cmd.Stderr = logFile, logFile
-		cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGTERM}
-		if err := cmd.Start(); err != nil {
-			started <- err
-			return
-		}
-		p.pid = cmd.Process.Pid
-		started <- nil
-		p.err = cmd.Wait()
-	}()
-	if err := <-started; err != nil {
+	cmd := exec.Command(path, args...)
+	cmd.Stdout, cmd.Stderr = logFile, logFile
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+	waited, err := StartTied(cmd)
+	if err != nil {
+		logFile.Close()
 		return nil, err
 	}
+	p := &proc{name: filepath.Base(path), pid: cmd.Process.Pid, done: make(chan struct{})}
+	go func() {
+		p.err = <-waited
+		logFile.Close()
+		close(p.done)
+	}()
 	return p, nil
 }
 
